@@ -1,0 +1,385 @@
+// Package fsm is Keel's replicated state machine: typed, versioned commands
+// applied to a Pebble store, and the read-only State the API serves from.
+//
+// Apply is deterministic: no clocks, no randomness and no I/O but Pebble.
+// Every rule that must hold under concurrency (quota, capacity, state
+// transitions) is checked here, inside Apply, so two racing proposals on two
+// controllers can never both win. See README.md in this folder.
+package fsm
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/hashicorp/raft"
+)
+
+// Options configure Open.
+type Options struct {
+	// Logger receives the FSM's own log lines and Pebble's. Nil discards.
+	Logger *slog.Logger
+}
+
+// FSM implements raft.BatchingFSM over a Pebble store.
+type FSM struct {
+	dir string
+	log *slog.Logger
+
+	// mu guards h: readers and Apply hold it shared; Restore swaps the
+	// store under it exclusively.
+	mu sync.RWMutex
+	h  *store
+
+	// applied is the Raft index of the last entry this FSM has applied
+	// (or 0 right after a restore whose index was not known).
+	applied atomic.Uint64
+
+	notifyMu   sync.Mutex
+	tableIndex map[string]uint64 // Raft index of each table's last change
+	changed    chan struct{}     // closed (and replaced) on every change
+}
+
+// store is one open Pebble database. refs counts snapshots still reading it,
+// so Restore closes a replaced store only once they are released.
+type store struct {
+	db   *pebble.DB
+	name string
+	refs sync.WaitGroup
+}
+
+// Response is what Apply returns for a command, locally through raft's
+// ApplyFuture or to a follower that forwarded the proposal. Plain data.
+type Response struct {
+	// Index is the Raft index at which the command was applied.
+	Index uint64 `json:"index"`
+	// Value is the applier's result, encoded with Marshal (nil if none).
+	Value []byte `json:"value,omitempty"`
+	// Err is set when the command was refused; then nothing was written.
+	Err *Error `json:"error,omitempty"`
+}
+
+// Decode unmarshals the response value into v.
+func (r *Response) Decode(v any) error {
+	if len(r.Value) == 0 {
+		return fmt.Errorf("fsm: response at index %d has no value", r.Index)
+	}
+	return Unmarshal(r.Value, v)
+}
+
+const currentFile = "CURRENT"
+
+// Open opens (or creates) the FSM store in dir.
+func Open(dir string, opts Options) (*FSM, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("fsm: create %s: %w", dir, err)
+	}
+	name, err := readCurrent(dir)
+	if err != nil {
+		return nil, err
+	}
+	if name == "" {
+		name = "db-000001"
+		if err := writeCurrent(dir, name); err != nil {
+			return nil, err
+		}
+	}
+	// Leftovers of a restore that did not finish are not the current store.
+	if entries, err := os.ReadDir(dir); err == nil {
+		for _, e := range entries {
+			if e.IsDir() && strings.HasPrefix(e.Name(), "db-") && e.Name() != name {
+				log.Warn("removing an unfinished FSM restore", "dir", filepath.Join(dir, e.Name()))
+				_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+	db, err := openPebble(filepath.Join(dir, name), log)
+	if err != nil {
+		return nil, err
+	}
+	f := &FSM{dir: dir, log: log, h: &store{db: db, name: name}, changed: make(chan struct{})}
+	if err := f.loadMeta(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func openPebble(path string, log *slog.Logger) (*pebble.DB, error) {
+	db, err := pebble.Open(path, &pebble.Options{Logger: pebbleLogger{log}})
+	if err != nil {
+		return nil, fmt.Errorf("fsm: open store %s: %w (is another keel-controller using this --data-dir?)", path, err)
+	}
+	return db, nil
+}
+
+func readCurrent(dir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, currentFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("fsm: read %s: %w", currentFile, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// writeCurrent atomically points CURRENT at the store directory name.
+func writeCurrent(dir, name string) error {
+	tmp := filepath.Join(dir, currentFile+".tmp")
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("fsm: write %s: %w", tmp, err)
+	}
+	if _, err := f.WriteString(name + "\n"); err != nil {
+		f.Close()
+		return fmt.Errorf("fsm: write %s: %w", tmp, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("fsm: sync %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, currentFile)); err != nil {
+		return fmt.Errorf("fsm: install %s: %w", currentFile, err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// loadMeta reads the applied index and table indexes of the current store.
+func (f *FSM) loadMeta() error {
+	db := f.h.db
+	applied := uint64(0)
+	if v, closer, err := db.Get([]byte(metaApplied)); err == nil {
+		applied = binary.BigEndian.Uint64(v)
+		closer.Close()
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return fmt.Errorf("fsm: read applied index: %w", err)
+	}
+	tidx := map[string]uint64{}
+	lower := []byte(metaTableIndex)
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upperBound(lower)})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		tidx[string(it.Key()[len(lower):])] = binary.BigEndian.Uint64(it.Value())
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("fsm: read table indexes: %w", err)
+	}
+	f.applied.Store(applied)
+	f.notifyMu.Lock()
+	f.tableIndex = tidx
+	f.notifyMu.Unlock()
+	return nil
+}
+
+// Close closes the store. The FSM must not be used afterwards.
+func (f *FSM) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.h == nil {
+		return nil
+	}
+	f.h.refs.Wait()
+	err := f.h.db.Close()
+	f.h = nil
+	return err
+}
+
+func (f *FSM) acquire() *store {
+	f.mu.RLock()
+	return f.h
+}
+
+func (f *FSM) release() { f.mu.RUnlock() }
+
+// State returns the read-only view of the committed data.
+func (f *FSM) State() *State { return &State{f: f} }
+
+// AppliedIndex is the Raft index of the last entry applied to this FSM.
+func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
+
+// Changed returns a channel that is closed at the next change of state (an
+// applied batch or a restore). Take the channel before reading the state
+// you are watching, so no change can slip between the read and the wait.
+func (f *FSM) Changed() <-chan struct{} {
+	f.notifyMu.Lock()
+	defer f.notifyMu.Unlock()
+	return f.changed
+}
+
+// TableIndex returns the highest Raft index at which any of tables changed
+// (0 if none ever did). Blocking queries compare it with the client's index.
+func (f *FSM) TableIndex(tables ...string) uint64 {
+	f.notifyMu.Lock()
+	defer f.notifyMu.Unlock()
+	var max uint64
+	for _, t := range tables {
+		if i := f.tableIndex[t]; i > max {
+			max = i
+		}
+	}
+	return max
+}
+
+// Apply applies one committed log entry (raft.FSM).
+func (f *FSM) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
+
+// ApplyBatch applies committed log entries in one Pebble batch, together
+// with the new applied index, so a crash leaves either all of them or none
+// (raft.BatchingFSM). Entries at or below the applied index were applied
+// before a restart and are skipped: nothing is ever applied twice.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	h := f.acquire()
+	defer f.release()
+
+	applied := f.applied.Load()
+	b := h.db.NewIndexedBatch()
+	defer b.Close()
+	changed := map[string]struct{}{}
+	var last uint64
+	for i, l := range logs {
+		if l.Index <= applied {
+			continue
+		}
+		last = l.Index
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		out[i] = f.applyCommand(h.db, b, l, changed)
+	}
+	if last == 0 {
+		return out
+	}
+	var idx [8]byte
+	binary.BigEndian.PutUint64(idx[:], last)
+	mustWrite(b.Set([]byte(metaApplied), idx[:], nil), last)
+	for t := range changed {
+		mustWrite(b.Set([]byte(metaTableIndex+t), idx[:], nil), last)
+	}
+	// NoSync: the Raft log is the durable record. After a crash the FSM
+	// resumes from the applied index it finds, and the cluster package
+	// restores the newest Raft snapshot first if the FSM is behind it.
+	mustWrite(b.Commit(pebble.NoSync), last)
+
+	f.applied.Store(last)
+	f.notifyMu.Lock()
+	for t := range changed {
+		f.tableIndex[t] = last
+	}
+	close(f.changed)
+	f.changed = make(chan struct{})
+	f.notifyMu.Unlock()
+	return out
+}
+
+func mustWrite(err error, index uint64) {
+	if err != nil {
+		// The state on disk can no longer be trusted to match the other
+		// nodes'. Stop rather than diverge; a restart resumes from the
+		// last committed batch.
+		panic(fmt.Sprintf("fsm: cannot write the batch ending at raft index %d: %v (check the data disk; restarting the controller resumes from its last applied index)", index, err))
+	}
+}
+
+// applyCommand decodes and applies one command. Its writes reach b only if
+// the applier succeeds, so a refused command changes nothing.
+func (f *FSM) applyCommand(db *pebble.DB, b *pebble.Batch, l *raft.Log, changed map[string]struct{}) (resp *Response) {
+	resp = &Response{Index: l.Index}
+	typ, ver, payload, err := decodeEnvelope(l.Data)
+	if err != nil {
+		resp.Err = err.(*Error)
+		return resp
+	}
+	a, ok := registry[typ]
+	if !ok {
+		resp.Err = Errorf(KindInvalid, "unknown command type %d (is this controller older than the leader? upgrade it)", typ)
+		return resp
+	}
+	if ver != a.version {
+		resp.Err = Errorf(KindInvalid, "%s command version %d is not supported (this controller knows version %d)", a.name, ver, a.version)
+		return resp
+	}
+	tx := &Txn{pebbleReader: pebbleReader{b}, index: l.Index, w: db.NewBatch(), changed: map[string]struct{}{}}
+	defer tx.w.Close()
+
+	value, err := f.runApplier(a, tx, payload)
+	if err != nil {
+		var e *Error
+		if !errors.As(err, &e) {
+			// Not a typed refusal: a storage failure. Stop (see mustWrite).
+			mustWrite(err, l.Index)
+		}
+		resp.Err = e
+		return resp
+	}
+	mustWrite(b.Apply(tx.w, nil), l.Index)
+	for t := range tx.changed {
+		changed[t] = struct{}{}
+	}
+	if value != nil {
+		enc, err := Marshal(value)
+		if err != nil {
+			resp.Err = Errorf(KindInternal, "%s applied but its result could not be encoded: %v", a.name, err)
+			return resp
+		}
+		resp.Value = enc
+	}
+	return resp
+}
+
+// runApplier turns a panicking applier into a refusal. A panic is a bug, and
+// it is deterministic (every node runs the same code on the same entry), so
+// refusing the command on every node keeps the state identical, where
+// crashing would take the whole cluster down on a poison entry.
+func (f *FSM) runApplier(a applier, tx *Txn, payload []byte) (value any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			f.log.Error("BUG: FSM applier panicked; the command is refused on every node", "command", a.name, "index", tx.index, "panic", r, "stack", string(debug.Stack()))
+			value, err = nil, Errorf(KindInternal, "internal error applying %s at index %d", a.name, tx.index)
+		}
+	}()
+	return a.apply(tx, payload)
+}
+
+// pebbleLogger routes Pebble's log lines into slog.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+	panic(fmt.Sprintf(format, args...))
+}
+
+var _ raft.BatchingFSM = (*FSM)(nil)
+var _ io.Closer = (*FSM)(nil)

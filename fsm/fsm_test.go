@@ -1,0 +1,356 @@
+package fsm
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+func openTest(t testing.TB) *FSM {
+	t.Helper()
+	f, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+func entry(t testing.TB, index uint64, c Command) *raft.Log {
+	t.Helper()
+	data, err := EncodeCommand(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: data}
+}
+
+func mustApply(t testing.TB, f *FSM, l *raft.Log) *Response {
+	t.Helper()
+	r, ok := f.Apply(l).(*Response)
+	if !ok {
+		t.Fatalf("apply index %d: got %T, want *Response", l.Index, f.Apply(l))
+	}
+	return r
+}
+
+func hash(t testing.TB, f *FSM) string {
+	t.Helper()
+	h, err := f.Hash()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func TestApplyWritesRecordWithIndexes(t *testing.T) {
+	f := openTest(t)
+	if r := mustApply(t, f, entry(t, 5, &KVPut{Key: "a", Value: []byte("1")})); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if r := mustApply(t, f, entry(t, 7, &KVPut{Key: "a", Value: []byte("2")})); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	got, meta, err := Get[KVEntry](f.State(), TableKV, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Value) != "2" || meta.CreateIndex != 5 || meta.ModifyIndex != 7 {
+		t.Fatalf("got %q %+v, want value 2 created at 5 modified at 7", got.Value, meta)
+	}
+	if f.AppliedIndex() != 7 || f.TableIndex(TableKV) != 7 || f.TableIndex(TableSequence) != 0 {
+		t.Fatalf("applied %d kv index %d seq index %d", f.AppliedIndex(), f.TableIndex(TableKV), f.TableIndex(TableSequence))
+	}
+	if _, _, err := Get[KVEntry](f.State(), TableKV, "missing"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing key: got %v, want ErrNotFound", err)
+	}
+}
+
+func TestBadCommandsAreRefusedAndChangeNothing(t *testing.T) {
+	f := openTest(t)
+	mustApply(t, f, entry(t, 1, &KVPut{Key: "keep", Value: []byte("x")}))
+	before := hash(t, f)
+
+	good, _ := EncodeCommand(&KVPut{Key: "k", Value: []byte("v")})
+	wrongVersion := bytes.Clone(good)
+	wrongVersion[3] = 99
+	unknownType := bytes.Clone(good)
+	unknownType[1], unknownType[2] = 0xff, 0xf0
+	badPayload := append(bytes.Clone(good[:4]), 0xc1, 0xff, 0x00)
+	cases := map[string][]byte{
+		"empty":          nil,
+		"short header":   {1, 0},
+		"bad envelope":   append([]byte{9}, good[1:]...),
+		"unknown type":   unknownType,
+		"wrong version":  wrongVersion,
+		"bad payload":    badPayload,
+		"invalid key":    mustEncode(t, &KVPut{Key: "", Value: []byte("v")}),
+		"cas conflict":   mustEncode(t, &KVPut{Key: "keep", Value: []byte("y"), CAS: true, IfIndex: 99}),
+		"delete missing": mustEncode(t, &KVDelete{Key: "nope"}),
+	}
+	idx := uint64(2)
+	for name, data := range cases {
+		r := mustApply(t, f, &raft.Log{Index: idx, Type: raft.LogCommand, Data: data})
+		idx++
+		if r.Err == nil {
+			t.Errorf("%s: accepted, want refusal", name)
+			continue
+		}
+		want := KindInvalid
+		switch name {
+		case "cas conflict":
+			want = KindConflict
+		case "delete missing":
+			want = KindNotFound
+		}
+		if r.Err.Kind != want {
+			t.Errorf("%s: kind %v (%v), want %v", name, r.Err.Kind, r.Err, want)
+		}
+		if h := hash(t, f); h != before {
+			t.Fatalf("%s changed the state", name)
+		}
+	}
+	// A good command still works after all that.
+	if r := mustApply(t, f, entry(t, idx, &KVPut{Key: "keep", Value: []byte("z"), CAS: true, IfIndex: 1})); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+}
+
+func mustEncode(t testing.TB, c Command) []byte {
+	b, err := EncodeCommand(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestBatchKeepsGoodCommandsAndDropsRefusedOnes(t *testing.T) {
+	f := openTest(t)
+	logs := []*raft.Log{
+		entry(t, 1, &SequenceNext{Name: "s"}),
+		entry(t, 2, &KVPut{Key: "a", Value: []byte("1"), CAS: true}),
+		entry(t, 3, &KVPut{Key: "a", Value: []byte("2"), CAS: true}), // sees a at 2: refused
+		{Index: 4, Type: raft.LogConfiguration},
+		entry(t, 5, &SequenceNext{Name: "s"}),
+	}
+	out := f.ApplyBatch(logs)
+	if r := out[2].(*Response); r.Err == nil || r.Err.Kind != KindConflict {
+		t.Fatalf("second CAS create: got %+v, want conflict", r)
+	}
+	if out[3] != nil {
+		t.Fatalf("configuration entry got a response %v", out[3])
+	}
+	var n uint64
+	if err := out[4].(*Response).Decode(&n); err != nil || n != 2 {
+		t.Fatalf("sequence after batch = %d (%v), want 2", n, err)
+	}
+	kv, _, _ := Get[KVEntry](f.State(), TableKV, "a")
+	if string(kv.Value) != "1" || f.AppliedIndex() != 5 {
+		t.Fatalf("value %q applied %d", kv.Value, f.AppliedIndex())
+	}
+}
+
+func TestReopenSkipsEntriesAlreadyApplied(t *testing.T) {
+	dir := t.TempDir()
+	f, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(1); i <= 10; i++ {
+		mustApply(t, f, entry(t, i, &SequenceNext{Name: "c"}))
+	}
+	f.Close()
+	f, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if f.AppliedIndex() != 10 {
+		t.Fatalf("applied index after reopen = %d, want 10", f.AppliedIndex())
+	}
+	// Raft re-sends entries after its last snapshot on start; they are skipped.
+	for i := uint64(3); i <= 12; i++ {
+		f.Apply(entry(t, i, &SequenceNext{Name: "c"}))
+	}
+	seq, _, _ := Get[Sequence](f.State(), TableSequence, "c")
+	if seq.Value != 12 {
+		t.Fatalf("counter = %d, want 12 (10 + 2 new entries)", seq.Value)
+	}
+}
+
+type bufSink struct {
+	bytes.Buffer
+	cancelled bool
+}
+
+func (s *bufSink) ID() string    { return "test" }
+func (s *bufSink) Cancel() error { s.cancelled = true; return nil }
+func (s *bufSink) Close() error  { return nil }
+
+type indexedReader struct {
+	io.Reader
+	index uint64
+}
+
+func (r indexedReader) Close() error          { return nil }
+func (r indexedReader) SnapshotIndex() uint64 { return r.index }
+
+func TestSnapshotRestoreRoundTrip(t *testing.T) {
+	src := openTest(t)
+	for i := uint64(1); i <= 100; i++ {
+		mustApply(t, src, entry(t, i, &KVPut{Key: string(rune('a'+i%26)) + "/" + string(rune('0'+i%10)), Value: bytes.Repeat([]byte{byte(i)}, int(i))}))
+	}
+	snap, err := src.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Writes after the snapshot must not leak into it.
+	mustApply(t, src, entry(t, 101, &KVPut{Key: "late", Value: []byte("x")}))
+	var sink bufSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	snap.Release()
+
+	dst := openTest(t)
+	mustApply(t, dst, entry(t, 1, &KVPut{Key: "stale", Value: []byte("gone after restore")}))
+	watch := dst.Changed()
+	if err := dst.Restore(indexedReader{bytes.NewReader(sink.Bytes()), 100}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-watch:
+	default:
+		t.Fatal("restore did not wake watchers")
+	}
+	if _, ok, _ := dst.State().Get(TableKV, "stale"); ok {
+		t.Fatal("restore kept a key that was not in the snapshot")
+	}
+	if _, ok, _ := dst.State().Get(TableKV, "late"); ok {
+		t.Fatal("snapshot contains a write made after it was taken")
+	}
+	if dst.AppliedIndex() != 100 || dst.TableIndex(TableKV) != 100 {
+		t.Fatalf("applied %d table index %d after restore, want 100", dst.AppliedIndex(), dst.TableIndex(TableKV))
+	}
+	// Same state as the source had at index 100.
+	mustApply(t, dst, entry(t, 101, &KVPut{Key: "late", Value: []byte("x")}))
+	if hash(t, dst) != hash(t, src) {
+		t.Fatal("state hash differs after restore + same entry")
+	}
+}
+
+func TestCorruptSnapshotLeavesStateUnchanged(t *testing.T) {
+	src := openTest(t)
+	for i := uint64(1); i <= 20; i++ {
+		mustApply(t, src, entry(t, i, &SequenceNext{Name: "n"}))
+	}
+	var buf bytes.Buffer
+	if err := src.WriteSnapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := VerifySnapshot(bytes.NewReader(buf.Bytes())); err != nil || n == 0 {
+		t.Fatalf("verify good snapshot: %d keys, %v", n, err)
+	}
+	dst := openTest(t)
+	mustApply(t, dst, entry(t, 1, &KVPut{Key: "mine", Value: []byte("x")}))
+	before := hash(t, dst)
+	good := buf.Bytes()
+	flipped := bytes.Clone(good)
+	flipped[len(flipped)/2] ^= 0x40
+	for name, data := range map[string][]byte{
+		"truncated": good[:len(good)-10],
+		"bit flip":  flipped,
+		"not keel":  []byte("hello world, not a snapshot"),
+		"no crc":    good[:len(good)-4],
+	} {
+		if err := dst.Restore(io.NopCloser(bytes.NewReader(data))); err == nil {
+			t.Errorf("%s: restore accepted", name)
+		}
+		if _, err := VerifySnapshot(bytes.NewReader(data)); err == nil {
+			t.Errorf("%s: verify accepted", name)
+		}
+		if hash(t, dst) != before {
+			t.Fatalf("%s: failed restore changed the state", name)
+		}
+	}
+	mustApply(t, dst, entry(t, 2, &KVPut{Key: "still", Value: []byte("writable")}))
+}
+
+func TestChangedWakesOnApply(t *testing.T) {
+	f := openTest(t)
+	ch := f.Changed()
+	done := make(chan struct{})
+	go func() {
+		<-ch
+		close(done)
+	}()
+	mustApply(t, f, entry(t, 1, &Barrier{Node: "n1"}))
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("watcher not woken by an applied entry")
+	}
+	if f.AppliedIndex() != 1 || f.TableIndex(TableKV) != 0 {
+		t.Fatal("barrier must advance the applied index and change no table")
+	}
+}
+
+func TestEncodingIsDeterministic(t *testing.T) {
+	a := mustEncode(t, &KVPut{Key: "k", Value: []byte("v"), CAS: true, IfIndex: 3})
+	for i := 0; i < 100; i++ {
+		if b := mustEncode(t, &KVPut{Key: "k", Value: []byte("v"), CAS: true, IfIndex: 3}); !bytes.Equal(a, b) {
+			t.Fatal("same command encoded two ways")
+		}
+	}
+	m1, _ := Marshal(map[string]int{"b": 2, "a": 1, "c": 3})
+	m2, _ := Marshal(map[string]int{"c": 3, "a": 1, "b": 2})
+	if !bytes.Equal(m1, m2) {
+		t.Fatal("maps are not encoded canonically")
+	}
+}
+
+func BenchmarkEncodeCommand(b *testing.B) {
+	c := &KVPut{Key: "servers/0b5d3c8e-6a35-4f0a-9d2c-1c2a8f0e7b11", Value: bytes.Repeat([]byte("x"), 200)}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := EncodeCommand(c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeCommand(b *testing.B) {
+	data := mustEncode(b, &KVPut{Key: "servers/0b5d3c8e-6a35-4f0a-9d2c-1c2a8f0e7b11", Value: bytes.Repeat([]byte("x"), 200)})
+	b.ReportAllocs()
+	for b.Loop() {
+		_, _, payload, err := decodeEnvelope(data)
+		var c KVPut
+		if err == nil {
+			err = Unmarshal(payload, &c)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkApplyBatch measures the FSM's share of a proposal: one Raft batch
+// of 64 small commands applied in one Pebble batch.
+func BenchmarkApplyBatch64(b *testing.B) {
+	f := openTest(b)
+	idx := uint64(0)
+	logs := make([]*raft.Log, 64)
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range logs {
+			idx++
+			logs[i] = entry(b, idx, &KVPut{Key: "k" + string(rune('a'+i%26)), Value: []byte("value")})
+		}
+		f.ApplyBatch(logs)
+	}
+	b.ReportMetric(float64(b.N*64)/b.Elapsed().Seconds(), "cmds/s")
+}
