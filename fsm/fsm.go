@@ -22,6 +22,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/hashicorp/raft"
+
+	"github.com/keel-cloud/keel/internal/logging"
 )
 
 // Options configure Open.
@@ -119,7 +121,7 @@ func Open(dir string, opts Options) (*FSM, error) {
 }
 
 func openPebble(path string, log *slog.Logger) (*pebble.DB, error) {
-	db, err := pebble.Open(path, &pebble.Options{Logger: pebbleLogger{log}})
+	db, err := pebble.Open(path, &pebble.Options{Logger: logging.PebbleLogger(log), EventListener: logging.PebbleEvents(log)})
 	if err != nil {
 		return nil, fmt.Errorf("fsm: open store %s: %w (is another keel-controller using this --data-dir?)", path, err)
 	}
@@ -363,22 +365,6 @@ func (f *FSM) runApplier(a applier, tx *Txn, payload []byte) (value any, err err
 		}
 	}()
 	return a.apply(tx, payload)
-}
-
-// pebbleLogger routes Pebble's log lines into slog.
-type pebbleLogger struct{ l *slog.Logger }
-
-func (p pebbleLogger) Infof(format string, args ...any) {
-	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
-}
-
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
-}
-
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
-	panic(fmt.Sprintf(format, args...))
 }
 
 var _ raft.BatchingFSM = (*FSM)(nil)

@@ -191,14 +191,6 @@ func (s *bufSink) ID() string    { return "test" }
 func (s *bufSink) Cancel() error { s.cancelled = true; return nil }
 func (s *bufSink) Close() error  { return nil }
 
-type indexedReader struct {
-	io.Reader
-	index uint64
-}
-
-func (r indexedReader) Close() error          { return nil }
-func (r indexedReader) SnapshotIndex() uint64 { return r.index }
-
 func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	src := openTest(t)
 	for i := uint64(1); i <= 100; i++ {
@@ -219,7 +211,7 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	dst := openTest(t)
 	mustApply(t, dst, entry(t, 1, &KVPut{Key: "stale", Value: []byte("gone after restore")}))
 	watch := dst.Changed()
-	if err := dst.Restore(indexedReader{bytes.NewReader(sink.Bytes()), 100}); err != nil {
+	if err := dst.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -252,8 +244,19 @@ func TestCorruptSnapshotLeavesStateUnchanged(t *testing.T) {
 	if err := src.WriteSnapshot(&buf); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := VerifySnapshot(bytes.NewReader(buf.Bytes())); err != nil || n == 0 {
-		t.Fatalf("verify good snapshot: %d keys, %v", n, err)
+	if idx, n, err := VerifySnapshot(bytes.NewReader(buf.Bytes())); err != nil || n == 0 || idx != 20 {
+		t.Fatalf("verify good snapshot: index %d, %d keys, %v", idx, n, err)
+	}
+	// Re-indexing keeps the content and the checksum valid.
+	var re bytes.Buffer
+	if keys, err := CopySnapshot(&re, bytes.NewReader(buf.Bytes()), 0); err != nil || keys == 0 {
+		t.Fatalf("copy snapshot: %d keys, %v", keys, err)
+	}
+	if idx, err := SnapshotIndex(bytes.NewReader(re.Bytes())); err != nil || idx != 0 {
+		t.Fatalf("copied snapshot index %d (%v), want 0", idx, err)
+	}
+	if _, _, err := VerifySnapshot(bytes.NewReader(re.Bytes())); err != nil {
+		t.Fatalf("copied snapshot does not verify: %v", err)
 	}
 	dst := openTest(t)
 	mustApply(t, dst, entry(t, 1, &KVPut{Key: "mine", Value: []byte("x")}))
@@ -270,7 +273,7 @@ func TestCorruptSnapshotLeavesStateUnchanged(t *testing.T) {
 		if err := dst.Restore(io.NopCloser(bytes.NewReader(data))); err == nil {
 			t.Errorf("%s: restore accepted", name)
 		}
-		if _, err := VerifySnapshot(bytes.NewReader(data)); err == nil {
+		if _, _, err := VerifySnapshot(bytes.NewReader(data)); err == nil {
 			t.Errorf("%s: verify accepted", name)
 		}
 		if hash(t, dst) != before {

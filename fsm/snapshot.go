@@ -2,7 +2,6 @@ package fsm
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -22,19 +21,13 @@ import (
 // Snapshot stream format (also what `keelctl snapshot save` writes):
 //
 //	"KEELFSM1"                                   magic and format version
-//	{uvarint len(key), key, uvarint len(value), value}...   every key, in order
+//	applied index (8 bytes, big endian)          the last Raft index applied to this state
+//	{uvarint len(key), key, uvarint len(value), value}...   every key but the applied index, in order
 //	uvarint 0                                    end of entries (keys are never empty)
 //	crc32c (4 bytes, big endian) of every byte before it
 const snapshotMagic = "KEELFSM1"
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// SnapshotIndexer is implemented by snapshot readers that know the Raft index
-// their snapshot was taken at (the cluster package wraps raft's snapshot store
-// so that they do). Restore records it as the applied index.
-type SnapshotIndexer interface {
-	SnapshotIndex() uint64
-}
 
 // Snapshot captures the state at the current applied index (raft.FSM). It is
 // called between applies, and the returned snapshot is a Pebble snapshot, so
@@ -71,6 +64,14 @@ func writeSnapshot(r pebble.Reader, w io.Writer) error {
 	if _, err := bw.WriteString(snapshotMagic); err != nil {
 		return err
 	}
+	var applied [8]byte
+	if v, closer, err := r.Get([]byte(metaApplied)); err == nil {
+		copy(applied[:], v)
+		closer.Close()
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return err
+	}
+	bw.Write(applied[:])
 	it, err := r.NewIter(nil)
 	if err != nil {
 		return err
@@ -79,6 +80,9 @@ func writeSnapshot(r pebble.Reader, w io.Writer) error {
 	var lenBuf [binary.MaxVarintLen64]byte
 	for it.First(); it.Valid(); it.Next() {
 		k, v := it.Key(), it.Value()
+		if string(k) == metaApplied {
+			continue
+		}
 		bw.Write(lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(k)))])
 		bw.Write(k)
 		bw.Write(lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(v)))])
@@ -107,29 +111,75 @@ func noEOF(err error) error {
 }
 
 // VerifySnapshot checks a snapshot stream end to end (format and checksum)
-// without restoring it, returning the number of keys. keelctl and the restore
-// endpoint use it before handing a file to Raft.
-func VerifySnapshot(r io.Reader) (int, error) {
-	n := 0
-	err := readSnapshot(r, func(k, v []byte) error { n++; return nil })
-	return n, err
+// without restoring it, and returns its applied index and number of keys.
+func VerifySnapshot(r io.Reader) (index uint64, keys int, err error) {
+	index, err = readSnapshot(r, func(k, v []byte) error { keys++; return nil })
+	return index, keys, err
 }
 
-// readSnapshot calls fn for every key and value of the stream, and returns an
-// error if the stream is malformed or its checksum does not match. The
-// checksum is computed over the bytes as parsed (the writer's encoding is
-// canonical), so bufio's read-ahead of the trailer does not disturb it.
-func readSnapshot(r io.Reader, fn func(k, v []byte) error) error {
+// CopySnapshot verifies the snapshot read from r while writing it to w with
+// its applied index replaced by index. A snapshot restored by an operator
+// (`keelctl snapshot restore`) gets index 0: the index it was saved at means
+// nothing in the Raft log it is restored into, and 0 never skips an entry.
+func CopySnapshot(w io.Writer, r io.Reader, index uint64) (keys int, err error) {
+	crc := crc32.New(castagnoli)
+	bw := bufio.NewWriterSize(io.MultiWriter(w, crc), 256<<10)
+	bw.WriteString(snapshotMagic)
+	var idx [8]byte
+	binary.BigEndian.PutUint64(idx[:], index)
+	bw.Write(idx[:])
+	var lenBuf [binary.MaxVarintLen64]byte
+	_, err = readSnapshot(r, func(k, v []byte) error {
+		keys++
+		bw.Write(lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(k)))])
+		bw.Write(k)
+		bw.Write(lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(v)))])
+		_, err := bw.Write(v)
+		return err
+	})
+	if err != nil {
+		return keys, err
+	}
+	bw.WriteByte(0)
+	if err := bw.Flush(); err != nil {
+		return keys, err
+	}
+	var sum [4]byte
+	binary.BigEndian.PutUint32(sum[:], crc.Sum32())
+	_, err = w.Write(sum[:])
+	return keys, err
+}
+
+// SnapshotIndex reads only the header of a snapshot stream: the Raft index
+// of the last entry applied to the state it holds.
+func SnapshotIndex(r io.Reader) (uint64, error) {
+	var hdr [len(snapshotMagic) + 8]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, fmt.Errorf("not a Keel snapshot: %w", err)
+	}
+	if string(hdr[:len(snapshotMagic)]) != snapshotMagic {
+		return 0, fmt.Errorf("not a Keel snapshot (header %q, want %q)", hdr[:len(snapshotMagic)], snapshotMagic)
+	}
+	return binary.BigEndian.Uint64(hdr[len(snapshotMagic):]), nil
+}
+
+// readSnapshot calls fn for every key and value of the stream, and returns
+// the applied index from its header, or an error if the stream is malformed
+// or its checksum does not match. The checksum is computed over the bytes as
+// parsed (the writer's encoding is canonical), so bufio's read-ahead of the
+// trailer does not disturb it.
+func readSnapshot(r io.Reader, fn func(k, v []byte) error) (uint64, error) {
 	crc := crc32.New(castagnoli)
 	br := bufio.NewReaderSize(r, 256<<10)
-	magic := make([]byte, len(snapshotMagic))
-	if _, err := io.ReadFull(br, magic); err != nil {
-		return fmt.Errorf("not a Keel snapshot: %w", err)
+	var hdr [len(snapshotMagic) + 8]byte
+	if _, err := io.ReadFull(br, hdr[:]); err != nil {
+		return 0, fmt.Errorf("not a Keel snapshot: %w", err)
 	}
-	if string(magic) != snapshotMagic {
-		return fmt.Errorf("not a Keel snapshot (header %q, want %q)", magic, snapshotMagic)
+	if string(hdr[:len(snapshotMagic)]) != snapshotMagic {
+		return 0, fmt.Errorf("not a Keel snapshot (header %q, want %q)", hdr[:len(snapshotMagic)], snapshotMagic)
 	}
-	crc.Write(magic)
+	crc.Write(hdr[:])
+	index := binary.BigEndian.Uint64(hdr[len(snapshotMagic):])
 	var lenBuf [binary.MaxVarintLen64]byte
 	readChunk := func() ([]byte, error) {
 		n, err := binary.ReadUvarint(br)
@@ -150,39 +200,39 @@ func readSnapshot(r io.Reader, fn func(k, v []byte) error) error {
 	for {
 		k, err := readChunk()
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if len(k) == 0 {
 			break
 		}
 		v, err := readChunk()
 		if err != nil {
-			return err
+			return 0, err
+		}
+		if string(k) == metaApplied {
+			return 0, fmt.Errorf("corrupt snapshot: applied index stored as an entry")
 		}
 		if err := fn(k, v); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	var trailer [4]byte
 	if _, err := io.ReadFull(br, trailer[:]); err != nil {
-		return fmt.Errorf("truncated snapshot: missing checksum: %w", noEOF(err))
+		return 0, fmt.Errorf("truncated snapshot: missing checksum: %w", noEOF(err))
 	}
 	if got, want := binary.BigEndian.Uint32(trailer[:]), crc.Sum32(); got != want {
-		return fmt.Errorf("corrupt snapshot: checksum %08x, computed %08x", got, want)
+		return 0, fmt.Errorf("corrupt snapshot: checksum %08x, computed %08x", got, want)
 	}
-	return nil
+	return index, nil
 }
 
-// Restore replaces the whole state with the snapshot in rc (raft.FSM). The new
-// store is built beside the current one and swapped in only once the stream
-// has been read and verified: a failed or interrupted restore leaves the
-// current state as it was.
+// Restore replaces the whole state with the snapshot in rc (raft.FSM),
+// including the applied index recorded in its header. The new store is built
+// beside the current one and swapped in only once the stream has been read
+// and verified: a failed or interrupted restore leaves the current state as
+// it was.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	var index uint64
-	if si, ok := rc.(SnapshotIndexer); ok {
-		index = si.SnapshotIndex()
-	}
 	f.mu.RLock()
 	oldName := f.h.name
 	f.mu.RUnlock()
@@ -203,10 +253,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	b := db.NewBatch()
 	keys := 0
-	err = readSnapshot(rc, func(k, v []byte) error {
-		if bytes.Equal(k, []byte(metaApplied)) {
-			return nil // replaced below with this cluster's index
-		}
+	index, err := readSnapshot(rc, func(k, v []byte) error {
 		keys++
 		if err := b.Set(k, v, nil); err != nil {
 			return err

@@ -1,0 +1,180 @@
+package cluster
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/serf/serf"
+
+	"github.com/keel-cloud/keel/internal/logging"
+)
+
+// Gossip tags. Gossip is the signal (who is alive, where to reach them);
+// Raft is the truth.
+const (
+	TagRole      = "role"
+	TagVersion   = "version"
+	TagRaftAddr  = "raft"
+	TagAPIAddr   = "api"
+	TagZone      = "zone"
+	TagBootstrap = "expect"
+
+	RoleController = "controller"
+	RoleAgent      = "agent"
+)
+
+func (n *Node) setupSerf() error {
+	cfg := &n.cfg
+	host, portStr, err := net.SplitHostPort(cfg.GossipAddr)
+	if err != nil {
+		return fmt.Errorf("gossip address %q: %w", cfg.GossipAddr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return fmt.Errorf("gossip address %q: bad port", cfg.GossipAddr)
+	}
+	t := cfg.Timing
+	ml := memberlist.DefaultLANConfig()
+	ml.BindAddr, ml.BindPort = host, port
+	ml.AdvertiseAddr, ml.AdvertisePort = host, port
+	ml.SecretKey = cfg.ClusterKey
+	ml.GossipVerifyIncoming, ml.GossipVerifyOutgoing = true, true
+	ml.ProbeInterval = t.ProbeInterval
+	ml.ProbeTimeout = t.ProbeTimeout
+	ml.SuspicionMult = t.SuspicionMult
+	ml.GossipInterval = t.GossipInterval
+	ml.Logger = logging.Std(n.log, "memberlist")
+	ml.LogOutput = nil
+
+	sc := serf.DefaultConfig()
+	sc.NodeName = cfg.Name
+	sc.MemberlistConfig = ml
+	sc.EventCh = n.events
+	sc.Logger = logging.Std(n.log, "serf")
+	sc.RejoinAfterLeave = true
+	sc.Tags = map[string]string{
+		TagRole:    RoleController,
+		TagVersion: cfg.Version,
+		TagAPIAddr: cfg.APIAddr,
+		TagZone:    cfg.Zone,
+	}
+	sc.Tags[TagRaftAddr] = string(n.transport.LocalAddr())
+	if cfg.BootstrapExpect > 0 {
+		sc.Tags[TagBootstrap] = strconv.Itoa(cfg.BootstrapExpect)
+	}
+	dir := filepath.Join(cfg.DataDir, "serf")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	sc.SnapshotPath = filepath.Join(dir, "local.snapshot")
+	if n.serf, err = serf.Create(sc); err != nil {
+		return fmt.Errorf("start gossip on %s: %w (is another process using --gossip-addr?)", cfg.GossipAddr, err)
+	}
+	if port == 0 {
+		m := n.serf.LocalMember()
+		n.log.Info("gossip listening", "addr", net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port))))
+	}
+	return nil
+}
+
+// GossipAddr is the address other nodes use to join this node's gossip pool.
+func (n *Node) GossipAddr() string {
+	m := n.serf.LocalMember()
+	return net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port)))
+}
+
+// Join contacts existing members by gossip address.
+func (n *Node) Join(addrs []string) error {
+	joined, err := n.serf.Join(addrs, true)
+	if err != nil {
+		if strings.Contains(err.Error(), "decrypt") || strings.Contains(err.Error(), "encrypt") || strings.Contains(err.Error(), "EOF") {
+			return fmt.Errorf("join %v: %w (do all controllers use the same --cluster-key?)", addrs, err)
+		}
+		return fmt.Errorf("join %v: %w", addrs, err)
+	}
+	n.log.Info("joined gossip", "contacted", joined, "addrs", addrs)
+	return nil
+}
+
+// Members returns the gossip members with the given role ("" for all).
+func (n *Node) Members(role string) []serf.Member {
+	var out []serf.Member
+	for _, m := range n.serf.Members() {
+		if role == "" || m.Tags[TagRole] == role {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// memberAPI returns the API address that controller name published.
+func (n *Node) memberAPI(name string) (string, bool) {
+	if name == n.cfg.Name {
+		return n.cfg.APIAddr, true
+	}
+	for _, m := range n.serf.Members() {
+		if m.Name == name && m.Tags[TagRole] == RoleController {
+			return m.Tags[TagAPIAddr], m.Tags[TagAPIAddr] != ""
+		}
+	}
+	return "", false
+}
+
+// gossipStatus is the status of a member as an operator reads it.
+func (n *Node) gossipStatus(name string) string {
+	for _, m := range n.serf.Memberlist().Members() {
+		if m.Name == name && m.State == memberlist.StateSuspect {
+			return "suspect"
+		}
+	}
+	for _, m := range n.serf.Members() {
+		if m.Name != name {
+			continue
+		}
+		switch m.Status {
+		case serf.StatusAlive:
+			return "alive"
+		case serf.StatusLeaving:
+			return "leaving"
+		case serf.StatusLeft:
+			return "left"
+		case serf.StatusFailed:
+			return "failed"
+		}
+	}
+	return "unknown"
+}
+
+// handleSerfEvents turns membership changes into nudges for the leader's
+// reconcile loop and the bootstrap loop; it never blocks on either.
+func (n *Node) handleSerfEvents() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case e := <-n.events:
+			me, ok := e.(serf.MemberEvent)
+			if !ok {
+				continue
+			}
+			for _, m := range me.Members {
+				n.log.Info("gossip member "+strings.TrimPrefix(me.EventType().String(), "member-"), "member", m.Name, "role", m.Tags[TagRole], "addr", m.Addr.String())
+			}
+			nudge(n.reconcileCh)
+			nudge(n.bootstrapCh)
+		}
+	}
+}
+
+func nudge(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}

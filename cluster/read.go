@@ -1,0 +1,150 @@
+package cluster
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// ReadIndex returns an index such that, once this node's FSM has applied it,
+// local reads reflect every write acknowledged before the call: the
+// leader's applied index, confirmed by a heartbeat round that shows it still
+// leads (Raft's read-index protocol, section 6.4 of the Raft thesis).
+func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
+	var idx uint64
+	err := n.withLeader(ctx, func(leaderAPI string, self bool) error {
+		var err error
+		if self {
+			idx, err = n.leaderReadIndex(ctx)
+		} else {
+			idx, err = n.client.readIndex(ctx, leaderAPI)
+		}
+		return err
+	})
+	return idx, err
+}
+
+func (n *Node) leaderReadIndex(ctx context.Context) (uint64, error) {
+	if err := n.waitEstablished(ctx); err != nil {
+		if err == raft.ErrNotLeader {
+			return 0, errRetryLeader{err}
+		}
+		return 0, err
+	}
+	// Capture the index before confirming leadership: any write
+	// acknowledged before this call was applied here first.
+	idx := n.fsm.AppliedIndex()
+	if err := n.verifier.verify(); err != nil {
+		return 0, errRetryLeader{err}
+	}
+	return idx, nil
+}
+
+// Consistent makes the next local read linearizable: it obtains a read index
+// and waits until this node has applied it.
+func (n *Node) Consistent(ctx context.Context) error {
+	idx, err := n.ReadIndex(ctx)
+	if err != nil {
+		return err
+	}
+	return n.WaitApplied(ctx, idx)
+}
+
+// WaitApplied waits until the FSM has applied index.
+func (n *Node) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		ch := n.fsm.Changed()
+		if n.fsm.AppliedIndex() >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-n.ctx.Done():
+			return ErrShutdown
+		}
+	}
+}
+
+// MaxBlockingWait caps a blocking query's wait.
+const MaxBlockingWait = 10 * time.Minute
+
+// Watch is the blocking query: it returns as soon as any of tables changes at
+// an index above minIndex, or when timeout (plus up to 1/16 jitter, so many
+// watchers do not all return at once) runs out. It returns the tables'
+// current index either way; callers pass it back as their next minIndex.
+// It never polls: it sleeps on the FSM's change channel.
+func (n *Node) Watch(ctx context.Context, tables []string, minIndex uint64, timeout time.Duration) (uint64, error) {
+	if timeout <= 0 || timeout > MaxBlockingWait {
+		timeout = MaxBlockingWait
+	}
+	timeout += rand.N(timeout/16 + 1)
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		ch := n.fsm.Changed()
+		idx := n.fsm.TableIndex(tables...)
+		if idx > minIndex {
+			return idx, nil
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return idx, nil
+		case <-ctx.Done():
+			return idx, ctx.Err()
+		case <-n.ctx.Done():
+			return idx, ErrShutdown
+		}
+	}
+}
+
+// verifier coalesces leadership checks: every caller waits for a heartbeat
+// round that started after it arrived, and one round serves all callers
+// that arrived while the previous round ran.
+type verifier struct {
+	node    *Node
+	mu      sync.Mutex
+	next    *verifyRound
+	running bool
+}
+
+type verifyRound struct {
+	done chan struct{}
+	err  error
+}
+
+func (v *verifier) verify() error {
+	v.mu.Lock()
+	if v.next == nil {
+		v.next = &verifyRound{done: make(chan struct{})}
+	}
+	r := v.next
+	if !v.running {
+		v.running = true
+		go v.run()
+	}
+	v.mu.Unlock()
+	<-r.done
+	return r.err
+}
+
+func (v *verifier) run() {
+	for {
+		v.mu.Lock()
+		r := v.next
+		v.next = nil
+		if r == nil {
+			v.running = false
+			v.mu.Unlock()
+			return
+		}
+		v.mu.Unlock()
+		r.err = v.node.raft.VerifyLeader().Error()
+		close(r.done)
+	}
+}

@@ -1,0 +1,168 @@
+// Command keel-controller runs one Keel controller: a Raft peer and gossip
+// member that serves the HTTP API. See the README for flags and operations.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/keel-cloud/keel/api"
+	"github.com/keel-cloud/keel/cluster"
+	"github.com/keel-cloud/keel/internal/cli"
+	"github.com/keel-cloud/keel/internal/version"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "keel-controller:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	name, dataDir, listen, raftAddr, gossipAddr string
+	clusterKey, logLevel, logFormat, zone       string
+	bootstrapExpect                             int
+	join                                        cli.StringList
+}
+
+func parseFlags(args []string) (*options, error) {
+	o := &options{}
+	host, _ := os.Hostname()
+	fs := flag.NewFlagSet("keel-controller", flag.ContinueOnError)
+	fs.StringVar(&o.name, "name", host, "this controller's unique name (Raft ID and gossip name)")
+	fs.StringVar(&o.dataDir, "data-dir", "keel-data", "directory for the Raft log, snapshots and state")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8774", "HTTP API address (compute, identity, image, health, internal)")
+	fs.StringVar(&o.raftAddr, "raft-addr", "127.0.0.1:7000", "Raft transport address, reachable by the other controllers")
+	fs.StringVar(&o.gossipAddr, "gossip-addr", "127.0.0.1:7946", "gossip (serf) address, TCP and UDP")
+	fs.IntVar(&o.bootstrapExpect, "bootstrap-expect", -1, "form a new cluster once this many controllers see each other; default 1 without --join, else 0 (wait to be added)")
+	fs.Var(&o.join, "join", "gossip address of an existing member (repeatable)")
+	fs.StringVar(&o.clusterKey, "cluster-key", "", "32-byte base64 shared secret (`keelctl keygen`); a single node generates one into the data dir")
+	fs.StringVar(&o.zone, "zone", "nova", "availability zone of this controller")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: keel-controller [flags]\nEvery flag can also be set as KEEL_<FLAG> (e.g. KEEL_DATA_DIR).\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if err := cli.ApplyEnv(fs); err != nil {
+		return nil, err
+	}
+	if *showVersion {
+		fmt.Println("keel-controller", version.Version)
+		os.Exit(0)
+	}
+	if o.bootstrapExpect < 0 {
+		o.bootstrapExpect = 0
+		if len(o.join) == 0 {
+			o.bootstrapExpect = 1
+		}
+	}
+	return o, nil
+}
+
+func run(args []string) error {
+	o, err := parseFlags(args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	log, err := cli.NewLogger(os.Stderr, o.logLevel, o.logFormat)
+	if err != nil {
+		return err
+	}
+	key, err := loadKey(o, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another process using --listen?)", o.listen, err)
+	}
+	node, err := cluster.New(cluster.Config{
+		Name:            o.name,
+		DataDir:         o.dataDir,
+		RaftAddr:        o.raftAddr,
+		GossipAddr:      o.gossipAddr,
+		APIAddr:         ln.Addr().String(),
+		BootstrapExpect: o.bootstrapExpect,
+		Join:            o.join,
+		ClusterKey:      key,
+		Zone:            o.zone,
+		Version:         version.Version,
+		Logger:          log,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	srv := &http.Server{Handler: api.New(node), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("keel-controller started", "name", o.name, "version", version.Version, "api", ln.Addr().String(),
+		"raft", o.raftAddr, "gossip", o.gossipAddr, "bootstrap_expect", o.bootstrapExpect, "join", strings.Join(o.join, ","))
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	select {
+	case s := <-sig:
+		log.Info("shutting down", "signal", s.String())
+	case err := <-errc:
+		log.Error("HTTP server stopped", "error", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(ctx)
+	if err := node.Shutdown(); err != nil {
+		log.Warn("shutdown finished with errors", "error", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// loadKey returns the cluster key from --cluster-key, or, for a node that
+// bootstraps alone, from <data-dir>/cluster.key (generated on first start).
+func loadKey(o *options, log *slog.Logger) ([]byte, error) {
+	if o.clusterKey != "" {
+		return cluster.ParseClusterKey(o.clusterKey)
+	}
+	path := filepath.Join(o.dataDir, "cluster.key")
+	if b, err := os.ReadFile(path); err == nil {
+		return cluster.ParseClusterKey(strings.TrimSpace(string(b)))
+	}
+	if o.bootstrapExpect != 1 {
+		return nil, errors.New("no cluster key: set --cluster-key or KEEL_CLUSTER_KEY to the key all controllers share (generate one with `keelctl keygen`)")
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, err
+	}
+	enc := base64.StdEncoding.EncodeToString(raw)
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, []byte(enc+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("save generated cluster key: %w", err)
+	}
+	log.Warn("no --cluster-key given: generated one for this single-node cluster; give it to keelctl and any controller or agent that joins", "file", path)
+	return raw, nil
+}
