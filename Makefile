@@ -1,0 +1,42 @@
+# Keel — the two commands a fresh machine needs are `make run` and `make test`.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/keel-cloud/keel/internal/version.Version=$(VERSION)
+DATA ?= keel-data
+
+.PHONY: all build run test test-short vet bench clean
+
+all: build
+
+## build: static binaries in bin/ (no cgo: they run FROM scratch)
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+
+## run: an all-in-one single-node controller on 127.0.0.1:8774, data in ./keel-data
+run: build
+	$(BIN)/keel-controller --name $$(hostname) --data-dir $(DATA) --bootstrap-expect 1
+
+## vet: gofmt and go vet
+vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+## test: everything CI runs: vet, unit and in-process cluster tests (race detector), e2e over the built binaries
+test: vet
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+## test-short: the quick subset (no e2e processes)
+test-short:
+	$(GO) test -short -count=1 ./...
+
+## bench: the Go micro-benchmarks of the replicated core (see BENCHMARKS.md for method and figures)
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2000x ./fsm/ ./cluster/raftstore/
+	$(GO) test -run '^$$' -bench Propose -benchtime 20000x -timeout 30m ./cluster/
+	$(GO) test -run '^$$' -bench LeaderFailover -benchtime 10x -timeout 30m ./cluster/
+
+clean:
+	rm -rf $(BIN)
