@@ -513,3 +513,19 @@ func TestSnapshotSaveAndRestoreAcrossCluster(t *testing.T) {
 }
 
 var _ = slog.Default
+
+// A controller whose --join peer is not up yet keeps trying, so a new
+// cluster forms whatever order its controllers start in.
+func TestJoinRetriesUntilPeerIsUp(t *testing.T) {
+	key := make([]byte, 32)
+	rand.Read(key)
+	c := &TestCluster{T: t, Key: key}
+	t.Cleanup(c.Close)
+	gossip := freeAddr(t)
+	c.AddNode(2, func(cfg *Config) { cfg.Join = []string{gossip} }) // nothing listens there yet
+	time.Sleep(700 * time.Millisecond)                              // its first attempts fail
+	c.AddNode(2, func(cfg *Config) { cfg.GossipAddr, cfg.Join = gossip, nil })
+	leader := c.WaitLeader(15 * time.Second)
+	put(t, leader.Node, "formed", "yes")
+	c.WaitConverged(10 * time.Second)
+}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/serf/serf"
@@ -99,6 +100,32 @@ func (n *Node) Join(addrs []string) error {
 	}
 	n.log.Info("joined gossip", "contacted", joined, "addrs", addrs)
 	return nil
+}
+
+// retryJoin joins the --join addresses, retrying with backoff until one of
+// them answers: controllers of a new cluster start in any order, and a peer
+// that is not up yet must not leave this node alone for good.
+func (n *Node) retryJoin() {
+	defer n.wg.Done()
+	if len(n.cfg.Join) == 0 {
+		return
+	}
+	wait := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := n.Join(n.cfg.Join)
+		if err == nil {
+			return
+		}
+		if attempt == 1 || attempt%10 == 0 {
+			n.log.Warn("cannot join the cluster yet; retrying", "join", n.cfg.Join, "attempt", attempt, "error", err)
+		}
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
 }
 
 // Members returns the gossip members with the given role ("" for all).

@@ -85,15 +85,11 @@ func New(cfg Config) (*Node, error) {
 		n.closeStores()
 		return nil, err
 	}
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.monitorLeadership()
 	go n.handleSerfEvents()
 	go n.bootstrapLoop()
-	if len(cfg.Join) > 0 {
-		if err := n.Join(cfg.Join); err != nil {
-			n.log.Error("could not join the cluster at start; will keep the addresses from earlier runs and wait to be contacted", "join", cfg.Join, "error", err)
-		}
-	}
+	go n.retryJoin()
 	return n, nil
 }
 

@@ -26,7 +26,7 @@ func (h *recordingHandler) Handle(_ context.Context, r slog.Record) error {
 }
 
 func TestPebbleLoggerRoutesToSlog(t *testing.T) {
-	h := &recordingHandler{level: slog.LevelInfo}
+	h := &recordingHandler{level: slog.LevelDebug}
 	l := PebbleLogger(slog.New(h))
 	l.Infof("opened %d tables\n", 3)
 	l.Errorf("background error: %s", "disk full")
@@ -40,7 +40,7 @@ func TestPebbleLoggerRoutesToSlog(t *testing.T) {
 		l.Fatalf("manifest %s", "gone")
 		t.Error("Fatalf returned")
 	}()
-	want := []string{"INFO opened 3 tables", "ERROR background error: disk full", "ERROR+4 manifest gone"}
+	want := []string{"DEBUG opened 3 tables", "ERROR background error: disk full", "ERROR+4 manifest gone"}
 	if strings.Join(h.recs, "|") != strings.Join(want, "|") {
 		t.Fatalf("records = %q, want %q", h.recs, want)
 	}
