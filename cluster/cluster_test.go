@@ -407,11 +407,11 @@ func TestStatusReportsEveryController(t *testing.T) {
 	c := NewTestCluster(t, 3)
 	c.WaitLeader(10 * time.Second)
 	var st ClusterStatus
-	WaitFor(t, 10*time.Second, "a healthy status with 3 alive voters", func() bool {
+	WaitFor(t, 10*time.Second, "a healthy status with 3 alive voters that applied the leader's barrier", func() bool {
 		st = c.Nodes[1].Status(context.Background())
 		alive := 0
 		for _, s := range st.Servers {
-			if s.Gossip == "alive" && s.Voter && s.Error == "" {
+			if s.Gossip == "alive" && s.Voter && s.Error == "" && s.AppliedIndex > 0 {
 				alive++
 			}
 		}
