@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -35,10 +36,11 @@ func put(t testing.TB, n *Node, key, value string) *fsm.Response {
 
 func readKV(t testing.TB, n *Node, key string) (string, bool) {
 	t.Helper()
-	if err := n.Consistent(ctxT(t, 10*time.Second)); err != nil {
+	st, err := n.Read(ctxT(t, 10*time.Second), false)
+	if err != nil {
 		t.Fatalf("consistent read on %s: %v", n.Name(), err)
 	}
-	v, _, err := fsm.Get[fsm.KVEntry](n.State(), fsm.TableKV, key)
+	v, _, err := fsm.Get[fsm.KVEntry](st, fsm.TableKV, key)
 	if errors.Is(err, fsm.ErrNotFound) {
 		return "", false
 	}
@@ -271,7 +273,11 @@ func TestIsolatedNodeRefusesReadsAndWrites(t *testing.T) {
 	}
 	t.Logf("read refused after %s: %v", time.Since(start).Round(time.Millisecond), err)
 	// A stale read still answers, from local state.
-	if _, ok, _ := n.State().Get(fsm.TableKV, "before"); !ok {
+	st, err := n.Read(context.Background(), true)
+	if err != nil {
+		t.Fatalf("stale read: %v", err)
+	}
+	if _, ok, _ := st.Get(fsm.TableKV, "before"); !ok {
 		t.Fatal("stale read lost local data")
 	}
 	if _, ok, _ := n.State().Get(fsm.TableKV, "during"); ok {
@@ -528,4 +534,59 @@ func TestJoinRetriesUntilPeerIsUp(t *testing.T) {
 	leader := c.WaitLeader(15 * time.Second)
 	put(t, leader.Node, "formed", "yes")
 	c.WaitConverged(10 * time.Second)
+}
+
+// Leader loops run on the established leader only, and move with leadership.
+func TestLeaderLoopsFollowLeadership(t *testing.T) {
+	var mu sync.Mutex
+	running := map[string]int{}
+	loop := func(name string) LeaderLoop {
+		return LeaderLoop{Name: "test", Run: func(ctx context.Context) {
+			mu.Lock()
+			running[name]++
+			mu.Unlock()
+			<-ctx.Done()
+			mu.Lock()
+			running[name]--
+			mu.Unlock()
+		}}
+	}
+	c := NewTestCluster(t, 3)
+	// Registered after start: a loop joins at the next term. Force one.
+	for _, n := range c.Nodes {
+		n.RegisterLeaderLoop(loop(n.Cfg.Name))
+	}
+	first := c.WaitLeader(10 * time.Second)
+	if err := first.raft.LeadershipTransfer().Error(); err != nil {
+		t.Fatal(err)
+	}
+	var second *TestNode
+	WaitFor(t, 10*time.Second, "a new established leader", func() bool {
+		for _, n := range c.Running() {
+			if n != first && n.IsLeader() && n.isEstablished() {
+				second = n
+				return true
+			}
+		}
+		return false
+	})
+	check := func(want map[string]int) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, n := range c.Nodes {
+			if running[n.Cfg.Name] != want[n.Cfg.Name] {
+				return false
+			}
+		}
+		return true
+	}
+	WaitFor(t, 5*time.Second, "the loop running on the new leader only", func() bool {
+		return check(map[string]int{second.Cfg.Name: 1})
+	})
+	idx := slices.Index(c.Nodes, second)
+	c.Kill(idx)
+	third := c.WaitLeader(10 * time.Second)
+	WaitFor(t, 5*time.Second, "the loop running on the third leader only", func() bool {
+		return check(map[string]int{third.Cfg.Name: 1})
+	})
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/keel-cloud/keel/fsm"
 )
 
 // ReadIndex returns an index such that, once this node's FSM has applied it,
@@ -51,6 +53,19 @@ func (n *Node) Consistent(ctx context.Context) error {
 		return err
 	}
 	return n.WaitApplied(ctx, idx)
+}
+
+// Read returns the state to read from: after Consistent (linearizable) by
+// default, or at once with stale set, for the few callers that prefer an
+// answer from a node cut off from the leader to no answer (its data may be
+// behind the cluster's).
+func (n *Node) Read(ctx context.Context, stale bool) (*fsm.State, error) {
+	if !stale {
+		if err := n.Consistent(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return n.fsm.State(), nil
 }
 
 // WaitApplied waits until the FSM has applied index.
