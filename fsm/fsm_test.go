@@ -38,7 +38,7 @@ func mustApply(t testing.TB, f *FSM, l *raft.Log) *Response {
 	return r
 }
 
-func hash(t testing.TB, f *FSM) string {
+func stateHash(t testing.TB, f *FSM) string {
 	t.Helper()
 	h, err := f.Hash()
 	if err != nil {
@@ -73,7 +73,7 @@ func TestApplyWritesRecordWithIndexes(t *testing.T) {
 func TestBadCommandsAreRefusedAndChangeNothing(t *testing.T) {
 	f := openTest(t)
 	mustApply(t, f, entry(t, 1, &KVPut{Key: "keep", Value: []byte("x")}))
-	before := hash(t, f)
+	before := stateHash(t, f)
 
 	good, _ := EncodeCommand(&KVPut{Key: "k", Value: []byte("v")})
 	wrongVersion := bytes.Clone(good)
@@ -110,7 +110,7 @@ func TestBadCommandsAreRefusedAndChangeNothing(t *testing.T) {
 		if r.Err.Kind != want {
 			t.Errorf("%s: kind %v (%v), want %v", name, r.Err.Kind, r.Err, want)
 		}
-		if h := hash(t, f); h != before {
+		if h := stateHash(t, f); h != before {
 			t.Fatalf("%s changed the state", name)
 		}
 	}
@@ -230,7 +230,7 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	}
 	// Same state as the source had at index 100.
 	mustApply(t, dst, entry(t, 101, &KVPut{Key: "late", Value: []byte("x")}))
-	if hash(t, dst) != hash(t, src) {
+	if stateHash(t, dst) != stateHash(t, src) {
 		t.Fatal("state hash differs after restore + same entry")
 	}
 }
@@ -260,7 +260,7 @@ func TestCorruptSnapshotLeavesStateUnchanged(t *testing.T) {
 	}
 	dst := openTest(t)
 	mustApply(t, dst, entry(t, 1, &KVPut{Key: "mine", Value: []byte("x")}))
-	before := hash(t, dst)
+	before := stateHash(t, dst)
 	good := buf.Bytes()
 	flipped := bytes.Clone(good)
 	flipped[len(flipped)/2] ^= 0x40
@@ -276,7 +276,7 @@ func TestCorruptSnapshotLeavesStateUnchanged(t *testing.T) {
 		if _, _, err := VerifySnapshot(bytes.NewReader(data)); err == nil {
 			t.Errorf("%s: verify accepted", name)
 		}
-		if hash(t, dst) != before {
+		if stateHash(t, dst) != before {
 			t.Fatalf("%s: failed restore changed the state", name)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"hash/crc32"
 	"io"
 	"os"
@@ -57,50 +58,70 @@ func (s *fsmSnapshot) Release() {
 	s.h.refs.Done()
 }
 
-// writeSnapshot streams every key of r to w in the snapshot format.
-func writeSnapshot(r pebble.Reader, w io.Writer) error {
-	crc := crc32.New(castagnoli)
-	bw := bufio.NewWriterSize(io.MultiWriter(w, crc), 256<<10)
-	if _, err := bw.WriteString(snapshotMagic); err != nil {
+// snapshotWriter writes the snapshot format: header, entries, trailer.
+type snapshotWriter struct {
+	w      io.Writer
+	crc    hash.Hash32
+	bw     *bufio.Writer
+	lenBuf [binary.MaxVarintLen64]byte
+}
+
+func newSnapshotWriter(w io.Writer, applied uint64) *snapshotWriter {
+	sw := &snapshotWriter{w: w, crc: crc32.New(castagnoli)}
+	sw.bw = bufio.NewWriterSize(io.MultiWriter(w, sw.crc), 256<<10)
+	sw.bw.WriteString(snapshotMagic)
+	var idx [8]byte
+	binary.BigEndian.PutUint64(idx[:], applied)
+	sw.bw.Write(idx[:])
+	return sw
+}
+
+func (sw *snapshotWriter) entry(k, v []byte) error {
+	sw.bw.Write(sw.lenBuf[:binary.PutUvarint(sw.lenBuf[:], uint64(len(k)))])
+	sw.bw.Write(k)
+	sw.bw.Write(sw.lenBuf[:binary.PutUvarint(sw.lenBuf[:], uint64(len(v)))])
+	_, err := sw.bw.Write(v) // bufio keeps the first error: this one reports it
+	return err
+}
+
+func (sw *snapshotWriter) finish() error {
+	sw.bw.WriteByte(0)
+	if err := sw.bw.Flush(); err != nil {
 		return err
 	}
-	var applied [8]byte
+	var sum [4]byte
+	binary.BigEndian.PutUint32(sum[:], sw.crc.Sum32())
+	_, err := sw.w.Write(sum[:])
+	return err
+}
+
+// writeSnapshot streams every key of r to w in the snapshot format.
+func writeSnapshot(r pebble.Reader, w io.Writer) error {
+	var applied uint64
 	if v, closer, err := r.Get([]byte(metaApplied)); err == nil {
-		copy(applied[:], v)
+		applied = binary.BigEndian.Uint64(v)
 		closer.Close()
 	} else if !errors.Is(err, pebble.ErrNotFound) {
 		return err
 	}
-	bw.Write(applied[:])
+	sw := newSnapshotWriter(w, applied)
 	it, err := r.NewIter(nil)
 	if err != nil {
 		return err
 	}
 	defer it.Close()
-	var lenBuf [binary.MaxVarintLen64]byte
 	for it.First(); it.Valid(); it.Next() {
-		k, v := it.Key(), it.Value()
-		if string(k) == metaApplied {
+		if string(it.Key()) == metaApplied {
 			continue
 		}
-		bw.Write(lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(k)))])
-		bw.Write(k)
-		bw.Write(lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(v)))])
-		if _, err := bw.Write(v); err != nil {
+		if err := sw.entry(it.Key(), it.Value()); err != nil {
 			return err
 		}
 	}
 	if err := it.Error(); err != nil {
 		return err
 	}
-	bw.WriteByte(0)
-	if err := bw.Flush(); err != nil {
-		return err
-	}
-	var sum [4]byte
-	binary.BigEndian.PutUint32(sum[:], crc.Sum32())
-	_, err = w.Write(sum[:])
-	return err
+	return sw.finish()
 }
 
 func noEOF(err error) error {
@@ -122,32 +143,11 @@ func VerifySnapshot(r io.Reader) (index uint64, keys int, err error) {
 // (`keelctl snapshot restore`) gets index 0: the index it was saved at means
 // nothing in the Raft log it is restored into, and 0 never skips an entry.
 func CopySnapshot(w io.Writer, r io.Reader, index uint64) (keys int, err error) {
-	crc := crc32.New(castagnoli)
-	bw := bufio.NewWriterSize(io.MultiWriter(w, crc), 256<<10)
-	bw.WriteString(snapshotMagic)
-	var idx [8]byte
-	binary.BigEndian.PutUint64(idx[:], index)
-	bw.Write(idx[:])
-	var lenBuf [binary.MaxVarintLen64]byte
-	_, err = readSnapshot(r, func(k, v []byte) error {
-		keys++
-		bw.Write(lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(k)))])
-		bw.Write(k)
-		bw.Write(lenBuf[:binary.PutUvarint(lenBuf[:], uint64(len(v)))])
-		_, err := bw.Write(v)
-		return err
-	})
-	if err != nil {
+	sw := newSnapshotWriter(w, index)
+	if _, err = readSnapshot(r, func(k, v []byte) error { keys++; return sw.entry(k, v) }); err != nil {
 		return keys, err
 	}
-	bw.WriteByte(0)
-	if err := bw.Flush(); err != nil {
-		return keys, err
-	}
-	var sum [4]byte
-	binary.BigEndian.PutUint32(sum[:], crc.Sum32())
-	_, err = w.Write(sum[:])
-	return keys, err
+	return keys, sw.finish()
 }
 
 // SnapshotIndex reads only the header of a snapshot stream: the Raft index
