@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/keel-cloud/keel/internal/version.Version=$(VERSION)
 DATA ?= keel-data
 
-.PHONY: all build run test test-short vet bench clean
+.PHONY: all build run deps test test-short vet bench clean
 
 all: build
 
@@ -18,6 +18,17 @@ build:
 run: build
 	$(BIN)/keel-controller --name $$(hostname) --data-dir $(DATA) --bootstrap-expect 1
 
+## deps: what the tests need beyond Go, from Debian's packages (idempotent):
+## the openstack CLI (python3-openstackclient) and wrk (benchmarks)
+DEBS := python3-openstackclient wrk
+deps:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing:$$missing"; \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  fi
+
 ## vet: gofmt and go vet
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
@@ -25,7 +36,7 @@ vet:
 	$(GO) vet ./...
 
 ## test: everything CI runs: vet, unit and in-process cluster tests (race detector), e2e over the built binaries
-test: vet
+test: deps vet
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 ## test-short: the quick subset (no e2e processes)

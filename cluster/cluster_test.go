@@ -525,10 +525,7 @@ var _ = slog.Default
 // A controller whose --join peer is not up yet keeps trying, so a new
 // cluster forms whatever order its controllers start in.
 func TestJoinRetriesUntilPeerIsUp(t *testing.T) {
-	key := make([]byte, 32)
-	rand.Read(key)
-	c := &TestCluster{T: t, Key: key}
-	t.Cleanup(c.Close)
+	c := NewEmptyTestCluster(t)
 	gossip := freeAddr(t)
 	c.AddNode(2, func(cfg *Config) { cfg.Join = []string{gossip} }) // nothing listens there yet
 	time.Sleep(700 * time.Millisecond)                              // its first attempts fail
@@ -554,11 +551,24 @@ func TestLeaderLoopsFollowLeadership(t *testing.T) {
 		}}
 	}
 	c := NewTestCluster(t, 3)
-	// Registered after start: a loop joins at the next term. Force one.
+	first := c.WaitLeader(10 * time.Second)
+	// Registered while a term runs: starts at once on the leader only.
 	for _, n := range c.Nodes {
 		n.RegisterLeaderLoop(loop(n.Cfg.Name))
 	}
-	first := c.WaitLeader(10 * time.Second)
+	check := func(want map[string]int) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, n := range c.Nodes {
+			if running[n.Cfg.Name] != want[n.Cfg.Name] {
+				return false
+			}
+		}
+		return true
+	}
+	WaitFor(t, 5*time.Second, "the loop running on the first leader only", func() bool {
+		return check(map[string]int{first.Cfg.Name: 1})
+	})
 	if err := first.raft.LeadershipTransfer().Error(); err != nil {
 		t.Fatal(err)
 	}
@@ -572,16 +582,6 @@ func TestLeaderLoopsFollowLeadership(t *testing.T) {
 		}
 		return false
 	})
-	check := func(want map[string]int) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, n := range c.Nodes {
-			if running[n.Cfg.Name] != want[n.Cfg.Name] {
-				return false
-			}
-		}
-		return true
-	}
 	WaitFor(t, 5*time.Second, "the loop running on the new leader only", func() bool {
 		return check(map[string]int{second.Cfg.Name: 1})
 	})

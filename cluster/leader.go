@@ -75,20 +75,33 @@ func (n *Node) lead(ctx context.Context) {
 	defer n.setEstablished(false)
 	n.log.Info("leadership established", "took", time.Since(start).Round(time.Millisecond), "applied_index", n.fsm.AppliedIndex())
 
-	var wg sync.WaitGroup
+	term := &leaderTerm{ctx: ctx}
 	n.loopsMu.Lock()
-	loops := append([]LeaderLoop{{Name: "reconcile-members", Run: n.reconcileLoop}}, n.leaderLoops...)
-	n.loopsMu.Unlock()
-	for _, l := range loops {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			l.Run(ctx)
-		}()
+	n.term = term
+	for _, l := range append([]LeaderLoop{{Name: "reconcile-members", Run: n.reconcileLoop}}, n.leaderLoops...) {
+		term.start(l)
 	}
+	n.loopsMu.Unlock()
 	<-ctx.Done()
-	wg.Wait()
+	n.loopsMu.Lock()
+	n.term = nil
+	n.loopsMu.Unlock()
+	term.wg.Wait()
 	n.log.Info("leadership lost; leader loops stopped")
+}
+
+// leaderTerm is one established term's set of running leader loops.
+type leaderTerm struct {
+	ctx context.Context
+	wg  sync.WaitGroup
+}
+
+func (t *leaderTerm) start(l LeaderLoop) {
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		l.Run(t.ctx)
+	}()
 }
 
 func (n *Node) setEstablished(on bool) {

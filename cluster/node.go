@@ -47,6 +47,7 @@ type Node struct {
 
 	loopsMu     sync.Mutex
 	leaderLoops []LeaderLoop
+	term        *leaderTerm // the established term's loops, nil when not leading
 	reconcileCh chan struct{}
 	bootstrapCh chan struct{}
 
@@ -168,13 +169,15 @@ func (n *Node) Leader() string {
 	return string(id)
 }
 
-// RegisterLeaderLoop adds a loop to run whenever this node leads. Register
-// before leadership can be gained (right after New) or the loop starts at
-// the next term.
+// RegisterLeaderLoop adds a loop to run whenever this node leads; if it
+// leads now, the loop starts at once in the current term.
 func (n *Node) RegisterLeaderLoop(l LeaderLoop) {
 	n.loopsMu.Lock()
 	defer n.loopsMu.Unlock()
 	n.leaderLoops = append(n.leaderLoops, l)
+	if n.term != nil {
+		n.term.start(l)
+	}
 }
 
 // Shutdown leaves gracefully: hands leadership to another voter if this node

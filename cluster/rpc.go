@@ -134,7 +134,7 @@ func (n *Node) internalHandler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]uint64{"index": idx})
 	})
 	mux.HandleFunc("GET /internal/v1/self", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, n.selfStatus())
+		writeJSON(w, http.StatusOK, n.Self())
 	})
 	mux.HandleFunc("GET /internal/v1/has-state", func(w http.ResponseWriter, r *http.Request) {
 		has, err := raft.HasExistingState(n.logStore, n.logStore, n.snaps)
@@ -181,6 +181,10 @@ func (n *Node) internalHandler() http.Handler {
 	})
 	return n.authenticate(mux)
 }
+
+// Authenticate wraps an internal endpoint served outside this package so it
+// requires the cluster-key signature too.
+func (n *Node) Authenticate(next http.Handler) http.Handler { return n.authenticate(next) }
 
 func (n *Node) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

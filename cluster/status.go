@@ -46,7 +46,8 @@ type ClusterStatus struct {
 	ReportedBy string `json:"reported_by"`
 }
 
-func (n *Node) selfStatus() ServerStatus {
+// Self is this node's own status row (cheap: no network call).
+func (n *Node) Self() ServerStatus {
 	st := ServerStatus{
 		Name:         n.cfg.Name,
 		RaftAddress:  string(n.transport.LocalAddr()),
@@ -123,7 +124,7 @@ func (n *Node) Status(ctx context.Context) ClusterStatus {
 			defer wg.Done()
 			var st ServerStatus
 			if p.name == n.cfg.Name {
-				st = n.selfStatus()
+				st = n.Self()
 			} else if addr, ok := n.memberAPI(p.name); !ok {
 				st = ServerStatus{Name: p.name, Role: "unknown", Error: "no API address in gossip", LastContactMS: -1}
 			} else {

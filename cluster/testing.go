@@ -24,6 +24,10 @@ type TestCluster struct {
 	T     testing.TB
 	Key   []byte
 	Nodes []*TestNode
+	// Handler, if set, builds the HTTP handler each node serves (the api
+	// package's full server); by default only the internal API is served.
+	// Set it on a zero TestCluster, then AddNode.
+	Handler func(*TestNode) http.Handler
 }
 
 // TestNode is one controller of a TestCluster. Node is nil while stopped.
@@ -117,7 +121,11 @@ func (c *TestCluster) start(tn *TestNode) {
 	if tn.Cfg.GossipAddr == "127.0.0.1:0" {
 		tn.Cfg.GossipAddr = node.GossipAddr() // keep it across restarts
 	}
-	tn.srv = &http.Server{Handler: node.Handler()}
+	var h http.Handler = node.Handler()
+	if c.Handler != nil {
+		h = c.Handler(tn)
+	}
+	tn.srv = &http.Server{Handler: h}
 	go tn.srv.Serve(ln)
 }
 
@@ -132,6 +140,19 @@ func listenRetry(addr string) (net.Listener, error) {
 	}
 	return nil, err
 }
+
+// NewEmptyTestCluster returns a cluster with no nodes yet, closed at the end
+// of the test: set Handler, then AddNode.
+func NewEmptyTestCluster(t testing.TB) *TestCluster {
+	key := make([]byte, 32)
+	rand.Read(key)
+	c := &TestCluster{T: t, Key: key}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// Dir is the node's data directory.
+func (tn *TestNode) Dir() string { return tn.Cfg.DataDir }
 
 // Kill stops node i abruptly (no gossip leave, no leadership transfer).
 func (c *TestCluster) Kill(i int) {

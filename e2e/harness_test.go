@@ -11,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -163,6 +162,9 @@ func (n *node) running() bool {
 	}
 }
 
+// adminPassword is the admin user's password in every test cluster.
+const adminPassword = "e2e-admin-secret"
+
 // testCluster is a set of controller processes sharing a cluster key.
 type testCluster struct {
 	t     *testing.T
@@ -196,6 +198,7 @@ func startCluster(t *testing.T, n int) *testCluster {
 			"--name", nd.name, "--data-dir", nd.dataDir, "--listen", nd.api,
 			"--raft-addr", nd.raft, "--gossip-addr", nd.gossip,
 			"--bootstrap-expect", strconv.Itoa(n), "--cluster-key", c.key,
+			"--admin-password", adminPassword,
 		}
 		if nd != c.nodes[0] {
 			args = append(args, "--join", c.nodes[0].gossip)
@@ -203,29 +206,9 @@ func startCluster(t *testing.T, n int) *testCluster {
 		if testLog != "" {
 			args = append(args, "--log-level", testLog)
 		}
-		c.start(nd, args)
-		if nd == c.nodes[0] && n > 1 {
-			// The others join n1's gossip: start them once it listens.
-			// (A controller whose --join fails at start does not retry.)
-			c.waitServing(nd, 20*time.Second)
-		}
+		c.start(nd, args) // in any order: a failed --join is retried
 	}
 	return c
-}
-
-// waitServing waits until a controller answers GET /healthz: its API serves
-// only once its gossip and Raft are set up.
-func (c *testCluster) waitServing(nd *node, timeout time.Duration) {
-	c.t.Helper()
-	client := &http.Client{Timeout: time.Second}
-	c.poll(timeout, nd.name+" serves its API", func() (bool, string) {
-		resp, err := client.Get(nd.url() + "/healthz")
-		if err != nil {
-			return false, err.Error()
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, resp.Status
-	})
 }
 
 func (c *testCluster) start(nd *node, args []string) {

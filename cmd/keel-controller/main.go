@@ -35,6 +35,7 @@ func main() {
 type options struct {
 	name, dataDir, listen, raftAddr, gossipAddr string
 	clusterKey, logLevel, logFormat, zone       string
+	publicURL, adminPassword                    string
 	bootstrapExpect                             int
 	join                                        cli.StringList
 }
@@ -52,6 +53,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.Var(&o.join, "join", "gossip address of an existing member (repeatable)")
 	fs.StringVar(&o.clusterKey, "cluster-key", "", "32-byte base64 shared secret (`keelctl keygen`); a single node generates one into the data dir")
 	fs.StringVar(&o.zone, "zone", "nova", "availability zone of this controller")
+	fs.StringVar(&o.publicURL, "public-url", "", "base URL clients use (the load balancer's), for the service catalog; default: each request's Host")
+	fs.StringVar(&o.adminPassword, "admin-password", "", "password of the admin user created when the cluster is first bootstrapped; default: generated, logged once and saved to <data-dir>/admin-password")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	showVersion := fs.Bool("version", false, "print the version and exit")
@@ -86,6 +89,9 @@ func run(args []string) error {
 		}
 		return err
 	}
+	if len(o.adminPassword) > 72 {
+		return errors.New("--admin-password is longer than 72 bytes, which the password hash (bcrypt) cannot take: choose a shorter one")
+	}
 	log, err := cli.NewLogger(os.Stderr, o.logLevel, o.logFormat)
 	if err != nil {
 		return err
@@ -115,7 +121,10 @@ func run(args []string) error {
 		ln.Close()
 		return err
 	}
-	srv := &http.Server{Handler: api.New(node), ReadHeaderTimeout: 10 * time.Second}
+	handler := api.New(api.Config{
+		Node: node, Logger: log, PublicURL: o.publicURL, AdminPassword: o.adminPassword, DataDir: o.dataDir,
+	})
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("keel-controller started", "name", o.name, "version", version.Version, "api", ln.Addr().String(),

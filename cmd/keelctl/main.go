@@ -93,6 +93,8 @@ var commands = []command{
 	{"cluster remove-peer", "NAME", "remove a controller from the cluster for good (stop it first)", (*app).removePeer},
 	{"snapshot save", "FILE", "save a consistent snapshot of the cluster state to FILE", (*app).snapshotSave},
 	{"snapshot restore", "FILE", "REPLACE THE WHOLE CLUSTER STATE with the snapshot in FILE (no confirmation asked)", (*app).snapshotRestore},
+	{"token rotate-keys", "", "make a new token signing key; tokens signed by the old ones stay valid until they expire", (*app).tokenRotateKeys},
+	{"openrc", "[--password P]", "print the OS_* environment of the admin user, for the openstack CLI", (*app).openrc},
 	{"keygen", "", "print a new random cluster key", (*app).keygen},
 	{"version", "", "print keelctl's version", (*app).version},
 	{"help", "", "show this help", nil},

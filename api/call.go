@@ -1,0 +1,68 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+)
+
+// JSON writes v as the response body with status.
+func (c *Call) JSON(status int, v any) error {
+	writeJSON(c.W, status, v)
+	return nil
+}
+
+// NoContent answers with status and no body.
+func (c *Call) NoContent(status int) error {
+	c.W.WriteHeader(status)
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Decode reads the JSON request body into v: at most maxBodyBytes (413),
+// well-formed JSON (400), one value, and a JSON content type if one is given
+// (415). Validation of the fields is the handler's.
+func (c *Call) Decode(v any) error {
+	return decodeJSONBody(c.W, c.R, v)
+}
+
+func decodeJSONBody(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && mt != "application/openstack-images-v2.1-json-patch" && mt != "application/json-patch+json") {
+			return Errorf(http.StatusUnsupportedMediaType, "Unsupported Content-Type %q: send application/json.", ct)
+		}
+	}
+	body := http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	dec := json.NewDecoder(body)
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			return Errorf(http.StatusRequestEntityTooLarge, "Request is too large: the body is limited to %d bytes.", maxBodyBytes)
+		case errors.Is(err, io.EOF):
+			return badRequest("The request body is empty; a JSON document is required.")
+		default:
+			return badRequest("Malformed request body: %v", err)
+		}
+	}
+	if dec.More() {
+		return badRequest("Malformed request body: more than one JSON value.")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return Errorf(http.StatusRequestEntityTooLarge, "Request is too large: the body is limited to %d bytes.", maxBodyBytes)
+		}
+		return badRequest("Malformed request body: trailing data after the JSON document.")
+	}
+	return nil
+}
