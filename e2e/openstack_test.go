@@ -3,11 +3,14 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keel-cloud/keel/api/token"
 )
 
 // openstackCLI is Debian's python3-openstackclient (installed by `make deps`).
@@ -108,6 +111,68 @@ func TestOpenstackCLIIdentity(t *testing.T) {
 	for _, want := range []string{"compute", "identity", "image"} {
 		if !types[want] {
 			t.Fatalf("catalog lacks %s: %v", want, catalog)
+		}
+	}
+}
+
+// keelctl openrc prints a working admin environment, and token key rotation
+// keeps earlier tokens valid while new ones use the new key.
+func TestKeelctlOpenrcAndKeyRotation(t *testing.T) {
+	if _, err := os.Stat(openstackCLI); err != nil {
+		t.Fatalf("%s is missing: run `make deps`", openstackCLI)
+	}
+	c := startCluster(t, 1)
+	nd := c.nodes[0]
+	c.waitHealthy(nd, 30*time.Second)
+	var rc result
+	c.poll(30*time.Second, "keelctl openrc succeeds (identity bootstrapped)", func() (bool, string) {
+		rc = c.keelctl(nd, "openrc", "--password", adminPassword)
+		return rc.code == 0, rc.String()
+	})
+	env := cleanEnv()
+	for _, line := range strings.Split(strings.TrimSpace(rc.stdout), "\n") {
+		kv, ok := strings.CutPrefix(line, "export ")
+		if !ok {
+			t.Fatalf("openrc line %q", line)
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		env = append(env, k+"="+strings.Trim(v, "'"))
+	}
+	issue := func() map[string]string {
+		cmd := exec.Command(openstackCLI, "token", "issue", "-f", "json")
+		cmd.Env = env
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("openstack token issue with keelctl openrc's environment: %v\n%s", err, out)
+		}
+		return decodeJSON[map[string]string](t, out)
+	}
+	before := issue()["id"]
+
+	if r := c.keelctl(nd, "openrc", "--password", "wrong"); r.code == 0 || !strings.Contains(r.stderr, "refused these credentials") {
+		t.Fatalf("openrc with a wrong password: %s", r)
+	}
+	r := c.keelctl(nd, "token", "rotate-keys")
+	if r.code != 0 || !strings.Contains(r.stdout, "new primary token signing key") {
+		t.Fatalf("rotate-keys: %s", r)
+	}
+	after := issue()["id"]
+	kb, err1 := token.KeyID(before)
+	ka, err2 := token.KeyID(after)
+	if err1 != nil || err2 != nil || kb == ka {
+		t.Fatalf("tokens before and after the rotation use keys %q and %q (%v %v)", kb, ka, err1, err2)
+	}
+	for _, tok := range []string{before, after} {
+		req, _ := http.NewRequest("GET", nd.url()+"/identity/v3/auth/tokens", nil)
+		req.Header.Set("X-Auth-Token", after)
+		req.Header.Set("X-Subject-Token", tok)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("token from before/after the rotation: HTTP %d", res.StatusCode)
 		}
 	}
 }
