@@ -44,10 +44,12 @@ test-short:
 	$(GO) test -short -count=1 ./...
 
 ## bench: the Go micro-benchmarks of the replicated core (see BENCHMARKS.md for method and figures)
-bench:
+bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./fsm/ ./cluster/raftstore/
 	$(GO) test -run '^$$' -bench Propose -benchtime 20000x -timeout 30m ./cluster/
 	$(GO) test -run '^$$' -bench LeaderFailover -benchtime 10x -timeout 30m ./cluster/
+	$(GO) test -run '^$$' -bench 'ValidateToken|ValidatedRequest' -benchtime 3s ./api/
+	scripts/bench-api.sh 10 50
 
 clean:
 	rm -rf $(BIN)
