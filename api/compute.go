@@ -9,6 +9,11 @@ func (s *Server) registerCompute() {
 	s.handle(Route{Method: "GET", Path: "/compute/{$}", Service: ServiceCompute, Policy: Public, Handle: s.computeVersions})
 	s.handle(Route{Method: "GET", Path: "/compute/v2.1", Service: ServiceCompute, Policy: Public, Handle: s.computeVersion})
 	s.handle(Route{Method: "GET", Path: "/compute/v2.1/{$}", Service: ServiceCompute, Policy: Public, Handle: s.computeVersion})
+	s.registerFlavors()
+	s.registerKeypairs()
+	s.registerAvailabilityZones()
+	s.registerQuotas()
+	s.registerServers()
 }
 
 // computeVersionUpdated is the "updated" stamp Nova gives v2.1.

@@ -97,6 +97,7 @@ func New(cfg Config) *Server {
 	s.registerHealth()
 	s.registerCompute()
 	s.registerIdentity()
+	s.registerImage()
 	internal := cfg.Node.Handler()
 	s.mux.Handle("/internal/v1/", internal)
 	s.mux.Handle("GET /metrics", s.metrics.handler())

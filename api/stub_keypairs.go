@@ -1,0 +1,4 @@
+package api
+
+// TEMPORARY stub, replaced by the real keypairs routes.
+func (s *Server) registerKeypairs() {}
