@@ -66,6 +66,9 @@ type Config struct {
 	DataDir string
 	// TokenTTL is how long issued tokens are valid (default 1 hour).
 	TokenTTL time.Duration
+	// NoDefaultFlavors: do not create Nova's m1.* flavors when the cluster
+	// is first bootstrapped.
+	NoDefaultFlavors bool
 }
 
 // Server routes every HTTP request of a controller.

@@ -37,6 +37,7 @@ type options struct {
 	clusterKey, logLevel, logFormat, zone       string
 	publicURL, adminPassword                    string
 	bootstrapExpect                             int
+	noDefaultFlavors                            bool
 	join                                        cli.StringList
 }
 
@@ -57,6 +58,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.adminPassword, "admin-password", "", "password of the admin user created when the cluster is first bootstrapped; default: generated, logged once and saved to <data-dir>/admin-password")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	fs.BoolVar(&o.noDefaultFlavors, "no-default-flavors", false, "do not create the m1.* flavors when the cluster is first bootstrapped")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: keel-controller [flags]\nEvery flag can also be set as KEEL_<FLAG> (e.g. KEEL_DATA_DIR).\n\n")
@@ -123,6 +125,7 @@ func run(args []string) error {
 	}
 	handler := api.New(api.Config{
 		Node: node, Logger: log, PublicURL: o.publicURL, AdminPassword: o.adminPassword, DataDir: o.dataDir,
+		NoDefaultFlavors: o.noDefaultFlavors,
 	})
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
