@@ -225,6 +225,13 @@ func NewInternalRequest(ctx context.Context, key []byte, method, apiAddr, path s
 	return req, nil
 }
 
+// NewPeerRequest builds a request to another controller's internal API,
+// signed with this node's cluster key (for internal endpoints served by
+// other packages, such as image data transfer).
+func (n *Node) NewPeerRequest(ctx context.Context, method, apiAddr, path string, body io.Reader) (*http.Request, error) {
+	return NewInternalRequest(ctx, n.cfg.ClusterKey, method, apiAddr, path, body)
+}
+
 // do sends a request and returns the response if it is a 200; otherwise the
 // remote error, translated. A failure to connect is retryable: the request
 // never reached the peer.
