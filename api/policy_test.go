@@ -41,10 +41,13 @@ func allowedFor(rule Rule, p string, self bool) bool {
 		return true
 	case Authenticated:
 		return p != "anonymous"
+	// Project rules are about the caller's role on its own project; whether
+	// the target belongs to that project is the handler's 404 ("other" is a
+	// member of another project, so it passes policy).
 	case ProjectReader:
-		return p == "admin" || p == "member" || p == "reader"
+		return p == "admin" || p == "member" || p == "reader" || p == "other"
 	case ProjectMember:
-		return p == "admin" || p == "member"
+		return p == "admin" || p == "member" || p == "other"
 	case Admin:
 		return p == "admin"
 	case SelfOrAdmin:

@@ -20,6 +20,19 @@ const openstackCLI = "/usr/bin/openstack"
 // and returns its stdout; any failure fails the test with the CLI's stderr.
 func osc(t *testing.T, nd *node, user, password, project string, args ...string) []byte {
 	t.Helper()
+	cmd := oscCmd(nd, user, password, project, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("openstack %s (as %s on %s): %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), user, nd.name, err, stdout.Bytes(), stderr.Bytes())
+	}
+	t.Logf("openstack %s (%s on %s): %s", strings.Join(args, " "), user, nd.name, time.Since(start).Round(time.Millisecond))
+	return stdout.Bytes()
+}
+
+// oscCmd is the openstack CLI command for user on nd.
+func oscCmd(nd *node, user, password, project string, args ...string) *exec.Cmd {
 	cmd := exec.Command(openstackCLI, args...)
 	cmd.Env = append(cleanEnv(),
 		"OS_AUTH_URL="+nd.url()+"/identity/v3",
@@ -34,14 +47,7 @@ func osc(t *testing.T, nd *node, user, password, project string, args ...string)
 		"OS_INTERFACE=public",
 		"PATH=/usr/bin:/bin",
 	)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("openstack %s (as %s on %s): %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), user, nd.name, err, stdout.Bytes(), stderr.Bytes())
-	}
-	t.Logf("openstack %s (%s on %s): %s", strings.Join(args, " "), user, nd.name, time.Since(start).Round(time.Millisecond))
-	return stdout.Bytes()
+	return cmd
 }
 
 func decodeJSON[T any](t *testing.T, b []byte) T {

@@ -7,8 +7,17 @@ import (
 	"strings"
 )
 
-// Quota resources (Nova's names) and their built-in defaults, which the
-// "default" quota class overrides.
+// Quotas as Nova keeps them: limits set per project, per user of a project
+// and per quota class, over built-in defaults; and counted usage, kept here
+// in Apply (Nova counts rows instead, which races: two creates on two
+// controllers could both see room for one more). The commands that set
+// limits are in quota_apply.go.
+
+// DefaultQuotas are the built-in limits of every quota resource (Nova's
+// names and its [quota] defaults), which the "default" quota class
+// overrides. The four nova-network resources are neither counted nor
+// enforced: Nova keeps them, unlimited, in the responses of microversions
+// before 2.36 (2.50 for quota classes).
 var DefaultQuotas = map[string]int64{
 	"instances":                   10,
 	"cores":                       20,
@@ -20,7 +29,19 @@ var DefaultQuotas = map[string]int64{
 	"injected_files":              5,
 	"injected_file_content_bytes": 10240,
 	"injected_file_path_bytes":    255,
+	"fixed_ips":                   -1,
+	"floating_ips":                -1,
+	"security_groups":             -1,
+	"security_group_rules":        -1,
 }
+
+// MaxQuotaLimit is the largest limit Nova accepts (its database's MAX_INT);
+// -1 is unlimited.
+const MaxQuotaLimit int64 = 0x7FFFFFFF
+
+// DefaultQuotaClass is the quota class whose limits replace the built-in
+// defaults for every project.
+const DefaultQuotaClass = "default"
 
 // QuotaResources lists the resources in a stable order.
 func QuotaResources() []string { return slices.Sorted(maps.Keys(DefaultQuotas)) }
@@ -34,7 +55,7 @@ const (
 	// TableQuota: limits set for a project ("p/<project>") or a user of a
 	// project ("u/<project>/<user>"), a QuotaLimits each.
 	TableQuota = "quota"
-	// TableQuotaClass: limits of a quota class ("default"), QuotaLimits.
+	// TableQuotaClass: limits of a quota class, by class name, QuotaLimits.
 	TableQuotaClass = "quota_class"
 	// TableQuotaUsage: counted usage of a project ("p/<project>"), a user
 	// of a project ("u/<project>/<user>") or a user's key pairs
@@ -55,8 +76,10 @@ type QuotaUsage struct {
 
 func projectQuotaKey(project string) string    { return "p/" + project }
 func userQuotaKey(project, user string) string { return "u/" + project + "/" + user }
+func userQuotaPrefix(project string) string    { return "u/" + project + "/" }
 func keypairUsageKey(user string) string       { return "k/" + user }
 
+// readLimits returns the limits stored at table/key (nil when none are).
 func readLimits(r Reader, table, key string) (map[string]int64, error) {
 	rec, ok, err := r.Get(table, key)
 	if err != nil || !ok {
@@ -64,21 +87,34 @@ func readLimits(r Reader, table, key string) (map[string]int64, error) {
 	}
 	var q QuotaLimits
 	if err := rec.Decode(&q); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("fsm: decode %s/%s: %w", table, key, err)
 	}
 	return q.Limits, nil
 }
 
-// ClassQuotas are the limits of the "default" class: built-ins overridden
-// by what os-quota-class-sets stored.
-func ClassQuotas(r Reader) (map[string]int64, error) {
-	out := maps.Clone(DefaultQuotas)
-	set, err := readLimits(r, TableQuotaClass, "default")
+// overlay returns base with the limits of set replacing its own.
+func overlay(base, set map[string]int64) map[string]int64 {
+	out := make(map[string]int64, len(base)+len(set))
+	maps.Copy(out, base)
+	maps.Copy(out, set)
+	return out
+}
+
+// QuotaClassLimits are the limits of a quota class: the built-in defaults
+// overridden by what os-quota-class-sets stored for it (Nova's
+// get_class_quotas). Only the "default" class applies to projects.
+func QuotaClassLimits(r Reader, class string) (map[string]int64, error) {
+	set, err := readLimits(r, TableQuotaClass, class)
 	if err != nil {
 		return nil, err
 	}
-	maps.Copy(out, set)
-	return out, nil
+	return overlay(DefaultQuotas, set), nil
+}
+
+// ClassQuotas are the limits of the "default" class: built-ins overridden
+// by what os-quota-class-sets stored. They are every project's defaults.
+func ClassQuotas(r Reader) (map[string]int64, error) {
+	return QuotaClassLimits(r, DefaultQuotaClass)
 }
 
 // ProjectQuotas are the effective limits of a project.
@@ -118,7 +154,7 @@ func readUsage(r Reader, key string) (map[string]int64, error) {
 	u := QuotaUsage{Used: map[string]int64{}}
 	if ok {
 		if err := rec.Decode(&u); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("fsm: decode %s/%s: %w", TableQuotaUsage, key, err)
 		}
 		if u.Used == nil {
 			u.Used = map[string]int64{}
@@ -128,7 +164,7 @@ func readUsage(r Reader, key string) (map[string]int64, error) {
 }
 
 // ProjectUsage is a project's counted usage; key_pairs are the given
-// user's (Nova counts key pairs per user).
+// user's (Nova counts key pairs per user), absent when user is "".
 func ProjectUsage(r Reader, project, user string) (map[string]int64, error) {
 	used, err := readUsage(r, projectQuotaKey(project))
 	if err != nil {
@@ -160,14 +196,20 @@ func UserUsage(r Reader, project, user string) (map[string]int64, error) {
 }
 
 // ChargeQuota adds deltas (negative to release) to the usage of project and
-// user, inside Apply. Increases are checked against the project's and the
-// user's limits first; if any would be exceeded nothing is written and the
-// error is Nova's "Quota exceeded for ..." (KindQuota, a 403). Releases are
-// never refused and never go below zero.
+// user, inside Apply. Resources are the counted ones: instances, cores, ram
+// and server_groups (per project and per user of the project) and key_pairs
+// (per user, across projects, against the user's limit in project).
+// Increases are checked against the project's and the user's limits first;
+// if any would be exceeded nothing is written and the error is Nova's
+// "Quota exceeded for ..." (KindQuota, a 403). Releases are never refused
+// and never go below zero. An applier may try several charges in one Txn:
+// a refused one leaves no trace.
 func ChargeQuota(tx *Txn, project, user string, deltas map[string]int64) error {
-	for res := range deltas {
+	for _, res := range slices.Sorted(maps.Keys(deltas)) {
 		if !countedQuotas[res] {
-			return fmt.Errorf("fsm: quota resource %q is not counted", res)
+			// A caller's bug, the same on every node: refuse the
+			// command rather than stop the controller.
+			return Errorf(KindInternal, "quota resource %q is not counted", res)
 		}
 	}
 	projUsed, err := readUsage(tx, projectQuotaKey(project))
@@ -186,12 +228,13 @@ func ChargeQuota(tx *Txn, project, user string, deltas map[string]int64) error {
 	if err != nil {
 		return err
 	}
-	userLimits, err := UserQuotas(tx, project, user)
+	userSet, err := readLimits(tx, TableQuota, userQuotaKey(project, user))
 	if err != nil {
 		return err
 	}
-	var over []string
-	var req, used, allowed []string
+	userLimits := overlay(projLimits, userSet)
+
+	var over, req, used, allowed []string
 	for _, res := range slices.Sorted(maps.Keys(deltas)) {
 		d := deltas[res]
 		if d <= 0 {

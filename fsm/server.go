@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -63,42 +64,42 @@ type ServerFlavor struct {
 
 // Server is a Nova instance.
 type Server struct {
-	ID                 string            `json:"id"`
-	Name               string            `json:"name"`
-	Description        *string           `json:"description,omitempty"`
-	ProjectID          string            `json:"project_id"`
-	UserID             string            `json:"user_id"`
-	Status             string            `json:"status"`
-	VMState            string            `json:"vm_state"`
-	TaskState          string            `json:"task_state,omitempty"`
-	PowerState         int               `json:"power_state"`
-	Flavor             ServerFlavor      `json:"flavor"`
-	ImageID            string            `json:"image_id"`
-	KeyName            string            `json:"key_name,omitempty"`
-	KeyData            string            `json:"key_data,omitempty"`
-	Metadata           map[string]string `json:"metadata,omitempty"`
-	Tags               []string          `json:"tags,omitempty"`
-	UserData           string            `json:"user_data,omitempty"`
-	AvailabilityZone   string            `json:"availability_zone,omitempty"`
-	PinnedAZ           string            `json:"pinned_availability_zone,omitempty"`
-	Host               string            `json:"host,omitempty"`
-	Node               string            `json:"node,omitempty"`
-	ReservationID      string            `json:"reservation_id"`
-	LaunchIndex        int               `json:"launch_index"`
-	Hostname           string            `json:"hostname"`
-	ConfigDrive        string            `json:"config_drive,omitempty"`
-	AccessIPv4         string            `json:"access_ip_v4,omitempty"`
-	AccessIPv6         string            `json:"access_ip_v6,omitempty"`
-	Locked             bool              `json:"locked,omitempty"`
-	LockedReason       string            `json:"locked_reason,omitempty"`
-	Networks           string            `json:"networks,omitempty"` // "none" or "auto" (no networking yet)
-	CreatedAt          int64             `json:"created_at"`          // unix microseconds
-	UpdatedAt          int64             `json:"updated_at"`
-	LaunchedAt         int64             `json:"launched_at,omitempty"`
-	TerminatedAt       int64             `json:"terminated_at,omitempty"`
-	SchedulerHints     map[string]any    `json:"scheduler_hints,omitempty"`
-	Fault              *ServerFault      `json:"fault,omitempty"`
-	Deleted            bool              `json:"deleted,omitempty"`
+	ID               string            `json:"id"`
+	Name             string            `json:"name"`
+	Description      *string           `json:"description,omitempty"`
+	ProjectID        string            `json:"project_id"`
+	UserID           string            `json:"user_id"`
+	Status           string            `json:"status"`
+	VMState          string            `json:"vm_state"`
+	TaskState        string            `json:"task_state,omitempty"`
+	PowerState       int               `json:"power_state"`
+	Flavor           ServerFlavor      `json:"flavor"`
+	ImageID          string            `json:"image_id"`
+	KeyName          string            `json:"key_name,omitempty"`
+	KeyData          string            `json:"key_data,omitempty"`
+	Metadata         map[string]string `json:"metadata,omitempty"`
+	Tags             []string          `json:"tags,omitempty"`
+	UserData         string            `json:"user_data,omitempty"`
+	AvailabilityZone string            `json:"availability_zone,omitempty"`
+	PinnedAZ         string            `json:"pinned_availability_zone,omitempty"`
+	Host             string            `json:"host,omitempty"`
+	Node             string            `json:"node,omitempty"`
+	ReservationID    string            `json:"reservation_id"`
+	LaunchIndex      int               `json:"launch_index"`
+	Hostname         string            `json:"hostname"`
+	ConfigDrive      string            `json:"config_drive,omitempty"`
+	AccessIPv4       string            `json:"access_ip_v4,omitempty"`
+	AccessIPv6       string            `json:"access_ip_v6,omitempty"`
+	Locked           bool              `json:"locked,omitempty"`
+	LockedReason     string            `json:"locked_reason,omitempty"`
+	Networks         string            `json:"networks,omitempty"` // "none" or "auto" (no networking yet)
+	CreatedAt        int64             `json:"created_at"`         // unix microseconds
+	UpdatedAt        int64             `json:"updated_at"`
+	LaunchedAt       int64             `json:"launched_at,omitempty"`
+	TerminatedAt     int64             `json:"terminated_at,omitempty"`
+	SchedulerHints   map[string]any    `json:"scheduler_hints,omitempty"`
+	Fault            *ServerFault      `json:"fault,omitempty"`
+	Deleted          bool              `json:"deleted,omitempty"`
 }
 
 // ServerFault is why a server is in ERROR.
@@ -109,9 +110,16 @@ type ServerFault struct {
 	Created int64  `json:"created"`
 }
 
-// createdKey orders servers by creation time: fixed-width so that byte
-// order is time order.
-func createdKey(micros int64) string { return fmt.Sprintf("%020d", micros) }
+// newestFirst are the index values that make a forward scan return servers
+// newest first, ties by id descending (Nova's default order, created_at
+// desc then id desc): the creation time and the id, both inverted.
+func newestFirst(s *Server) []string {
+	inv := []byte(s.ID)
+	for i, b := range inv {
+		inv[i] = 0xff - b
+	}
+	return []string{fmt.Sprintf("%020d", math.MaxInt64-s.CreatedAt), string(inv)}
+}
 
 // Limits of server fields, as Nova's schemas set them.
 const (
@@ -343,10 +351,10 @@ func applyCreateServers(tx *Txn, c *CreateServers) (any, error) {
 		if err := putServer(tx, &s); err != nil {
 			return nil, err
 		}
-		if err := tx.PutIndex(TableServer, IndexServerProject, s.ID, s.ProjectID, createdKey(s.CreatedAt)); err != nil {
+		if err := tx.PutIndex(TableServer, IndexServerProject, s.ID, append([]string{s.ProjectID}, newestFirst(&s)...)...); err != nil {
 			return nil, err
 		}
-		if err := tx.PutIndex(TableServer, IndexServerCreated, s.ID, createdKey(s.CreatedAt)); err != nil {
+		if err := tx.PutIndex(TableServer, IndexServerCreated, s.ID, newestFirst(&s)...); err != nil {
 			return nil, err
 		}
 		res.IDs = append(res.IDs, s.ID)
@@ -421,10 +429,10 @@ func applyDeleteServer(tx *Txn, c *DeleteServer) (any, error) {
 	// The record stays as a tombstone for changes-since listings.
 	s.Deleted, s.Status, s.VMState, s.TaskState = true, StatusDeleted, VMDeleted, ""
 	s.UpdatedAt, s.TerminatedAt = c.Now, c.Now
-	if err := tx.DeleteIndex(TableServer, IndexServerProject, s.ID, s.ProjectID, createdKey(s.CreatedAt)); err != nil {
+	if err := tx.DeleteIndex(TableServer, IndexServerProject, s.ID, append([]string{s.ProjectID}, newestFirst(s)...)...); err != nil {
 		return nil, err
 	}
-	if err := tx.DeleteIndex(TableServer, IndexServerCreated, s.ID, createdKey(s.CreatedAt)); err != nil {
+	if err := tx.DeleteIndex(TableServer, IndexServerCreated, s.ID, newestFirst(s)...); err != nil {
 		return nil, err
 	}
 	if err := tx.PutIndex(TableServer, IndexServerDeleted, s.ID, s.ProjectID); err != nil {
@@ -531,49 +539,85 @@ func GetServer(r Reader, id string) (*Server, Meta, error) {
 type ServerListing struct {
 	ProjectID      string // "" = all projects
 	IncludeDeleted bool
+	// After starts the walk after this server (a pagination marker). Not
+	// with IncludeDeleted.
+	After *Server
 }
 
-// ListServers calls fn with every live server of the listing, newest first
+// listPage is how many index entries ListServers reads per scan: records
+// are read between scans, never while a scan holds the store.
+const listPage = 256
+
+// ListServers calls fn with the servers of the listing, newest first
 // (created_at desc, id desc: Nova's default order), until fn returns false.
+// Live servers stream from an index, so a page costs what it returns, not
+// the size of the project.
 func ListServers(r Reader, l ServerListing, fn func(*Server) bool) error {
-	var ids []string
-	var err error
-	if l.ProjectID != "" {
-		err = r.ScanIndex(TableServer, IndexServerProject, []string{l.ProjectID}, func(pk string) bool { ids = append(ids, pk); return true })
-	} else {
-		err = r.ScanIndex(TableServer, IndexServerCreated, nil, func(pk string) bool { ids = append(ids, pk); return true })
-	}
-	if err != nil {
-		return err
-	}
 	if l.IncludeDeleted {
-		var vals []string
-		if l.ProjectID != "" {
-			vals = []string{l.ProjectID}
-		}
-		err = r.ScanIndex(TableServer, IndexServerDeleted, vals, func(pk string) bool { ids = append(ids, pk); return true })
+		return listWithDeleted(r, l, fn)
+	}
+	index, prefix := IndexServerCreated, []string(nil)
+	if l.ProjectID != "" {
+		index, prefix = IndexServerProject, []string{l.ProjectID}
+	}
+	var after []string
+	if l.After != nil {
+		after = append(newestFirst(l.After), l.After.ID)
+	}
+	for {
+		var ids []string
+		err := r.ScanIndexAfter(TableServer, index, prefix, after, func(pk string) bool {
+			ids = append(ids, pk)
+			return len(ids) < listPage
+		})
 		if err != nil {
 			return err
 		}
+		for _, id := range ids {
+			s, _, err := GetServer(r, id)
+			if err != nil {
+				return fmt.Errorf("fsm: server index names %s, which cannot be read: %w", id, err)
+			}
+			if !fn(s) {
+				return nil
+			}
+			after = append(newestFirst(s), s.ID)
+		}
+		if len(ids) < listPage {
+			return nil
+		}
 	}
-	servers := make([]*Server, 0, len(ids))
+}
+
+// listWithDeleted merges live servers and tombstones (changes-since
+// listings), newest first.
+func listWithDeleted(r Reader, l ServerListing, fn func(*Server) bool) error {
+	var all []*Server
+	live := l
+	live.IncludeDeleted, live.After = false, nil
+	if err := ListServers(r, live, func(s *Server) bool { all = append(all, s); return true }); err != nil {
+		return err
+	}
+	var vals []string
+	if l.ProjectID != "" {
+		vals = []string{l.ProjectID}
+	}
+	var ids []string
+	if err := r.ScanIndex(TableServer, IndexServerDeleted, vals, func(pk string) bool { ids = append(ids, pk); return true }); err != nil {
+		return err
+	}
 	for _, id := range ids {
-		s, _, err := GetServer(r, id)
-		if err != nil {
-			continue
+		if s, _, err := GetServer(r, id); err == nil {
+			all = append(all, s)
 		}
-		if l.ProjectID != "" && s.ProjectID != l.ProjectID {
-			continue
-		}
-		servers = append(servers, s)
 	}
-	slices.SortFunc(servers, func(a, b *Server) int {
+	slices.SortFunc(all, func(a, b *Server) int {
 		if c := cmp.Compare(b.CreatedAt, a.CreatedAt); c != 0 {
 			return c
 		}
 		return strings.Compare(b.ID, a.ID)
 	})
-	for _, s := range servers {
+	for _, s := range all {
 		if !fn(s) {
 			break
 		}

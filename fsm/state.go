@@ -30,6 +30,9 @@ type Reader interface {
 	// ScanIndex calls fn with the primary key of every entry of a secondary
 	// index whose leading values equal values, in index order.
 	ScanIndex(table, index string, values []string, fn func(pk string) bool) error
+	// ScanIndexAfter is ScanIndex starting strictly after the entry whose
+	// remaining values and primary key are after (nil: from the start).
+	ScanIndexAfter(table, index string, values, after []string, fn func(pk string) bool) error
 }
 
 // Get decodes table/key into a new T, or returns a KindNotFound *Error.
@@ -90,11 +93,20 @@ func (p pebbleReader) Scan(table, prefix string, fn func(Record) bool) error {
 }
 
 func (p pebbleReader) ScanIndex(table, index string, values []string, fn func(pk string) bool) error {
-	lower := indexKey(table, index, values...)
+	return p.ScanIndexAfter(table, index, values, nil, fn)
+}
+
+func (p pebbleReader) ScanIndexAfter(table, index string, values, after []string, fn func(pk string) bool) error {
+	prefix := indexKey(table, index, values...)
 	if len(values) > 0 {
-		lower = append(lower, 0)
+		prefix = append(prefix, 0)
 	}
-	it, err := p.r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upperBound(lower)})
+	lower := prefix
+	if len(after) > 0 {
+		// The smallest key greater than the entry itself.
+		lower = append(indexKey(table, index, append(slices.Clip(values), after...)...), 0)
+	}
+	it, err := p.r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upperBound(prefix)})
 	if err != nil {
 		return fmt.Errorf("fsm: scan index %s/%s: %w", table, index, err)
 	}
@@ -130,6 +142,12 @@ func (s *State) ScanIndex(table, index string, values []string, fn func(pk strin
 	h := s.f.acquire()
 	defer s.f.release()
 	return pebbleReader{h.db}.ScanIndex(table, index, values, fn)
+}
+
+func (s *State) ScanIndexAfter(table, index string, values, after []string, fn func(pk string) bool) error {
+	h := s.f.acquire()
+	defer s.f.release()
+	return pebbleReader{h.db}.ScanIndexAfter(table, index, values, after, fn)
 }
 
 // Txn is what an applier sees: reads of the state as it was before this

@@ -1,0 +1,25 @@
+package api
+
+func init() {
+	const p = "/compute/v2.1/servers"
+	expectPolicy(map[string]Rule{
+		"POST " + p:                                   ProjectMember,
+		"GET " + p:                                    ProjectReader,
+		"GET " + p + "/detail":                        ProjectReader,
+		"GET " + p + "/{server_id}":                   ProjectReader,
+		"PUT " + p + "/{server_id}":                   ProjectMember,
+		"DELETE " + p + "/{server_id}":                ProjectMember,
+		"GET " + p + "/{server_id}/metadata":          ProjectReader,
+		"POST " + p + "/{server_id}/metadata":         ProjectMember,
+		"PUT " + p + "/{server_id}/metadata":          ProjectMember,
+		"GET " + p + "/{server_id}/metadata/{key}":    ProjectReader,
+		"PUT " + p + "/{server_id}/metadata/{key}":    ProjectMember,
+		"DELETE " + p + "/{server_id}/metadata/{key}": ProjectMember,
+		"GET " + p + "/{server_id}/tags":              ProjectReader,
+		"PUT " + p + "/{server_id}/tags":              ProjectMember,
+		"DELETE " + p + "/{server_id}/tags":           ProjectMember,
+		"GET " + p + "/{server_id}/tags/{tag}":        ProjectReader,
+		"PUT " + p + "/{server_id}/tags/{tag}":        ProjectMember,
+		"DELETE " + p + "/{server_id}/tags/{tag}":     ProjectMember,
+	})
+}

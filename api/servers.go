@@ -1,0 +1,454 @@
+package api
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/keel-cloud/keel/fsm"
+	"github.com/keel-cloud/keel/internal/ids"
+)
+
+// Servers (Nova's /servers). Until the scheduler and agents exist, a
+// server stays in BUILD/scheduling; deleting it removes it at once.
+func (s *Server) registerServers() {
+	const p = "/compute/v2.1/servers"
+	route := func(method, path string, rule Rule, h HandlerFunc) {
+		s.handle(Route{Method: method, Path: p + path, Service: ServiceCompute, Policy: rule, Handle: h})
+	}
+	route("POST", "", ProjectMember, s.createServer)
+	route("GET", "", ProjectReader, s.listServers)
+	route("GET", "/detail", ProjectReader, s.listServers)
+	route("GET", "/{server_id}", ProjectReader, s.showServer)
+	route("PUT", "/{server_id}", ProjectMember, s.updateServer)
+	route("DELETE", "/{server_id}", ProjectMember, s.deleteServer)
+	s.registerServerMetadata(route)
+	s.registerServerTags(route)
+}
+
+// serverFor loads a server the caller may see: another project's is a 404.
+func (s *Server) serverFor(c *Call, id string) (*fsm.Server, error) {
+	if err := s.node.Consistent(c.Context()); err != nil {
+		return nil, err
+	}
+	srv, _, err := fsm.GetServer(s.node.State(), id)
+	if err != nil || srv.Deleted || !c.Auth.CanAccessProject(srv.ProjectID) {
+		return nil, notFound("Instance %s could not be found.", id)
+	}
+	return srv, nil
+}
+
+// createServerKeys are the members of a create request Nova's schema knows
+// (up to the served microversion). Anything else is refused, as Nova's
+// additionalProperties: false does.
+var createServerKeys = map[string]bool{
+	"name": true, "imageRef": true, "flavorRef": true, "adminPass": true, "metadata": true, "personality": true,
+	"user_data": true, "key_name": true, "availability_zone": true, "min_count": true, "max_count": true,
+	"return_reservation_id": true, "networks": true, "security_groups": true, "config_drive": true,
+	"OS-DCF:diskConfig": true, "accessIPv4": true, "accessIPv6": true, "block_device_mapping": true,
+	"block_device_mapping_v2": true, "description": true, "tags": true, "trusted_image_certificates": true,
+	"host": true, "hypervisor_hostname": true, "hostname": true,
+}
+
+// refID takes an id from an id-or-URL reference (flavorRef, imageRef).
+func refID(ref string) string {
+	ref = strings.TrimRight(ref, "/")
+	if i := strings.LastIndexByte(ref, '/'); i >= 0 {
+		return ref[i+1:]
+	}
+	return ref
+}
+
+func (s *Server) createServer(c *Call) error {
+	var body struct {
+		Server map[string]json.RawMessage `json:"server"`
+	}
+	if err := c.Decode(&body); err != nil {
+		return err
+	}
+	if body.Server == nil {
+		return badRequest("Invalid input: 'server' is a required property.")
+	}
+	raw := body.Server
+	for k := range raw {
+		if !createServerKeys[k] {
+			return badRequest("Invalid input for field/attribute server. Additional properties are not allowed ('%s' was unexpected)", k)
+		}
+	}
+	field := func(name string, v any) error {
+		b, ok := raw[name]
+		if !ok {
+			return nil
+		}
+		if err := json.Unmarshal(b, v); err != nil {
+			return badRequest("Invalid input for field/attribute %s. Value: %s. %s", name, b, jsonTypeHint(err))
+		}
+		return nil
+	}
+	var (
+		name, flavorRef, imageRef, keyName, userData, az, adminPass string
+		description                                                 *string
+		metadata                                                    map[string]string
+		tags                                                        []string
+		minCount, maxCount                                          = 1, 1
+		returnResv                                                  bool
+		networks                                                    json.RawMessage
+	)
+	for _, f := range []struct {
+		name string
+		v    any
+	}{
+		{"name", &name}, {"flavorRef", &flavorRef}, {"imageRef", &imageRef}, {"key_name", &keyName},
+		{"user_data", &userData}, {"availability_zone", &az}, {"adminPass", &adminPass}, {"metadata", &metadata},
+		{"min_count", &minCount}, {"max_count", &maxCount}, {"return_reservation_id", &returnResv}, {"networks", &networks},
+	} {
+		if err := field(f.name, f.v); err != nil {
+			return err
+		}
+	}
+	if _, ok := raw["description"]; ok {
+		if !c.Version.AtLeast(2, 19) {
+			return badRequest("Invalid input for field/attribute server. Additional properties are not allowed ('description' was unexpected)")
+		}
+		if err := field("description", &description); err != nil {
+			return err
+		}
+	}
+	if _, ok := raw["tags"]; ok {
+		if !c.Version.AtLeast(2, 52) {
+			return badRequest("Invalid input for field/attribute server. Additional properties are not allowed ('tags' was unexpected)")
+		}
+		if err := field("tags", &tags); err != nil {
+			return err
+		}
+	}
+	if _, ok := raw["personality"]; ok && c.Version.AtLeast(2, 57) {
+		return badRequest("Invalid input for field/attribute server. Additional properties are not allowed ('personality' was unexpected)")
+	}
+	for _, vol := range []string{"block_device_mapping", "block_device_mapping_v2"} {
+		if _, ok := raw[vol]; ok {
+			return Errorf(http.StatusNotImplemented, "Block device mappings (volumes) are not offered by this cloud: boot from an image.")
+		}
+	}
+
+	// Field rules, in Nova's words where it has them.
+	if _, ok := raw["name"]; !ok {
+		return badRequest("Invalid input for field/attribute server. 'name' is a required property.")
+	}
+	if err := fsm.ValidServerName(name); err != nil {
+		return err
+	}
+	if flavorRef == "" {
+		return badRequest("Invalid input for field/attribute server. 'flavorRef' is a required property.")
+	}
+	if imageRef == "" {
+		return badRequest("Invalid input for field/attribute imageRef. An image is required: booting from a volume is not offered.")
+	}
+	if minCount < 1 || maxCount < 1 {
+		return badRequest("Invalid input for field/attribute min_count/max_count. They must be at least 1.")
+	}
+	if minCount > maxCount {
+		return badRequest("min_count must be <= max_count")
+	}
+	if maxCount > 1000 {
+		return badRequest("Invalid input for field/attribute max_count. At most 1000 servers per request.")
+	}
+	if description != nil && utf8.RuneCountInString(*description) > fsm.MaxServerDescLength {
+		return badRequest("Invalid input for field/attribute description. At most %d characters.", fsm.MaxServerDescLength)
+	}
+	if err := fsm.ValidMetadata(metadata); err != nil {
+		return err
+	}
+	if len(tags) > fsm.MaxServerTags {
+		return badRequest("Invalid input for field/attribute tags. At most %d tags.", fsm.MaxServerTags)
+	}
+	for _, t := range tags {
+		if err := fsm.ValidTag(t); err != nil {
+			return err
+		}
+	}
+	if userData != "" {
+		if len(userData) > fsm.MaxUserDataEncoded {
+			return badRequest("User data too large. User data must be no larger than %d bytes once base64 encoded.", fsm.MaxUserDataEncoded)
+		}
+		if _, err := base64.StdEncoding.DecodeString(userData); err != nil {
+			return badRequest("Invalid input for field/attribute user_data. Value: %.40s. It is not valid base64.", userData)
+		}
+	}
+	nets, err := parseNetworks(c, networks)
+	if err != nil {
+		return err
+	}
+	if az == "" {
+		az = "nova"
+	}
+	if az != "nova" {
+		return badRequest("The requested availability zone is not available")
+	}
+	if adminPass == "" {
+		adminPass = generatePassword()
+	}
+
+	if err := s.node.Consistent(c.Context()); err != nil {
+		return err
+	}
+	st := s.node.State()
+	flavor, _, err := fsm.GetFlavor(st, refID(flavorRef))
+	if err != nil {
+		return badRequest("Flavor %s could not be found.", refID(flavorRef))
+	}
+	if ok, err := fsm.FlavorAccessible(st, flavor, c.Auth.ProjectID); err != nil {
+		return err
+	} else if !ok && !c.Auth.IsAdmin() {
+		return badRequest("Flavor %s could not be found.", flavor.ID)
+	}
+	if flavor.Disabled {
+		return badRequest("Flavor %s is disabled.", flavor.ID)
+	}
+	image, _, err := fsm.GetImage(st, refID(imageRef))
+	if err != nil || !fsm.ImageVisible(image, c.Auth.ProjectID, c.Auth.IsAdmin()) {
+		return badRequest("Image %s could not be found.", refID(imageRef))
+	}
+	if image.Status != "active" {
+		return badRequest("Image %s is not active.", image.ID)
+	}
+	if image.MinRAM > flavor.RAM {
+		return badRequest("Flavor's memory is too small for requested image.")
+	}
+	if image.MinDisk > flavor.Disk && flavor.Disk > 0 {
+		return badRequest("Flavor's disk is too small for requested image.")
+	}
+	var keyData string
+	if keyName != "" {
+		kp, _, err := fsm.GetKeypair(st, c.Auth.UserID, keyName)
+		if err != nil {
+			return badRequest("Invalid key_name provided.")
+		}
+		keyData = kp.PublicKey
+	}
+
+	now := time.Now().UnixMicro()
+	resv := "r-" + ids.Hex()[:8]
+	servers := make([]fsm.Server, maxCount)
+	for i := range servers {
+		n := name
+		if maxCount > 1 {
+			n = fmt.Sprintf("%s-%d", name, i+1)
+		}
+		servers[i] = fsm.Server{
+			ID: ids.UUID(), Name: n, Description: description,
+			ProjectID: c.Auth.ProjectID, UserID: c.Auth.UserID,
+			Flavor: fsm.ServerFlavor{ID: flavor.ID, Name: flavor.Name, VCPUs: flavor.VCPUs, RAM: flavor.RAM,
+				Disk: flavor.Disk, Ephemeral: flavor.Ephemeral, Swap: flavor.Swap, ExtraSpecs: flavor.ExtraSpecs},
+			ImageID: image.ID, KeyName: keyName, KeyData: keyData, Metadata: metadata, Tags: tags,
+			UserData: userData, AvailabilityZone: az, ReservationID: resv, LaunchIndex: i,
+			Hostname: hostnameFor(n), Networks: nets, CreatedAt: now, UpdatedAt: now,
+		}
+	}
+	if c.Auth.ProjectID == "" {
+		return forbidden("Creating a server needs a project-scoped token.")
+	}
+	resp, err := s.node.Apply(c.Context(), &fsm.CreateServers{Servers: servers, MinCount: minCount})
+	if err != nil {
+		return err
+	}
+	var res fsm.CreateServersResult
+	if err := resp.Decode(&res); err != nil {
+		return err
+	}
+	if err := s.node.WaitApplied(c.Context(), resp.Index); err != nil {
+		return err
+	}
+	if returnResv {
+		return c.JSON(http.StatusAccepted, map[string]any{"reservation_id": resv})
+	}
+	out := map[string]any{
+		"id":                res.IDs[0],
+		"links":             s.serverLinks(c, res.IDs[0]),
+		"OS-DCF:diskConfig": "MANUAL",
+		"adminPass":         adminPass,
+	}
+	return c.JSON(http.StatusAccepted, map[string]any{"server": out})
+}
+
+// parseNetworks accepts what Keel can honour without networking: "none" and
+// "auto" (which, until networking exists, behaves like "none"). Required
+// from 2.37 on, as in Nova.
+func parseNetworks(c *Call, raw json.RawMessage) (string, error) {
+	if len(raw) == 0 {
+		if c.Version.AtLeast(2, 37) {
+			return "", badRequest("Invalid input for field/attribute server. 'networks' is a required property.")
+		}
+		return "auto", nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		if !c.Version.AtLeast(2, 37) {
+			return "", badRequest("Invalid input for field/attribute networks. Value: %s. It must be a list before microversion 2.37.", raw)
+		}
+		if s != "none" && s != "auto" {
+			return "", badRequest("Invalid input for field/attribute networks. Value: %q is not one of ['none', 'auto'].", s)
+		}
+		return s, nil
+	}
+	var list []map[string]any
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return "", badRequest("Invalid input for field/attribute networks. Value: %s. It must be 'none', 'auto' or a list.", raw)
+	}
+	if len(list) == 0 {
+		return "none", nil
+	}
+	return "", Errorf(http.StatusNotImplemented, "Attaching servers to networks is not offered yet: use \"networks\": \"none\" or \"auto\".")
+}
+
+func jsonTypeHint(err error) string {
+	var te *json.UnmarshalTypeError
+	if ok := asTypeError(err, &te); ok {
+		return fmt.Sprintf("%s is not of type '%s'", te.Value, jsonTypeName(te.Type.Kind().String()))
+	}
+	return err.Error()
+}
+
+func asTypeError(err error, te **json.UnmarshalTypeError) bool {
+	e, ok := err.(*json.UnmarshalTypeError)
+	if ok {
+		*te = e
+	}
+	return ok
+}
+
+func jsonTypeName(kind string) string {
+	switch kind {
+	case "string":
+		return "string"
+	case "int", "int64":
+		return "integer"
+	case "bool":
+		return "boolean"
+	case "map":
+		return "object"
+	case "slice":
+		return "array"
+	}
+	return kind
+}
+
+func generatePassword() string {
+	b := make([]byte, 9)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// hostnameFor makes the guest hostname Nova derives from the display name.
+func hostnameFor(name string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(name) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-':
+			b.WriteRune(r)
+		case r == ' ' || r == '_' || r == '.':
+			b.WriteRune('-')
+		}
+	}
+	h := strings.Trim(b.String(), "-")
+	if len(h) > 63 {
+		h = h[:63]
+	}
+	if h == "" {
+		h = "server"
+	}
+	return h
+}
+
+func (s *Server) serverLinks(c *Call, id string) []map[string]string {
+	base := s.publicURL(c.R) + "/compute"
+	return []map[string]string{
+		{"rel": "self", "href": base + "/v2.1/servers/" + id},
+		{"rel": "bookmark", "href": base + "/servers/" + id},
+	}
+}
+
+func (s *Server) showServer(c *Call) error {
+	srv, err := s.serverFor(c, c.Param("server_id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"server": s.serverView(c, srv, true)})
+}
+
+func (s *Server) updateServer(c *Call) error {
+	var body struct {
+		Server map[string]json.RawMessage `json:"server"`
+	}
+	if err := c.Decode(&body); err != nil {
+		return err
+	}
+	if body.Server == nil {
+		return badRequest("Invalid input: 'server' is a required property.")
+	}
+	cmd := &fsm.UpdateServer{ID: c.Param("server_id"), Now: time.Now().UnixMicro()}
+	for k, v := range body.Server {
+		switch k {
+		case "name":
+			var n string
+			if err := json.Unmarshal(v, &n); err != nil {
+				return badRequest("Invalid input for field/attribute name. Value: %s. It is not a string.", v)
+			}
+			cmd.Name = &n
+		case "description":
+			if !c.Version.AtLeast(2, 19) {
+				return badRequest("Invalid input for field/attribute server. Additional properties are not allowed ('description' was unexpected)")
+			}
+			if string(v) == "null" {
+				cmd.ClearDesc = true
+				continue
+			}
+			var d string
+			if err := json.Unmarshal(v, &d); err != nil {
+				return badRequest("Invalid input for field/attribute description. Value: %s. It is not a string or null.", v)
+			}
+			cmd.Description = &d
+		case "accessIPv4", "accessIPv6":
+			var a string
+			if err := json.Unmarshal(v, &a); err != nil {
+				return badRequest("Invalid input for field/attribute %s. Value: %s.", k, v)
+			}
+			if k == "accessIPv4" {
+				cmd.AccessIPv4 = &a
+			} else {
+				cmd.AccessIPv6 = &a
+			}
+		case "OS-DCF:diskConfig":
+		default:
+			return badRequest("Invalid input for field/attribute server. Additional properties are not allowed ('%s' was unexpected)", k)
+		}
+	}
+	if _, err := s.serverFor(c, cmd.ID); err != nil {
+		return err
+	}
+	resp, err := s.node.Apply(c.Context(), cmd)
+	if err != nil {
+		return err
+	}
+	var srv fsm.Server
+	if err := resp.Decode(&srv); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"server": s.serverView(c, &srv, true)})
+}
+
+func (s *Server) deleteServer(c *Call) error {
+	srv, err := s.serverFor(c, c.Param("server_id"))
+	if err != nil {
+		return err
+	}
+	if _, err := s.node.Apply(c.Context(), &fsm.DeleteServer{ID: srv.ID, Now: time.Now().UnixMicro()}); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}

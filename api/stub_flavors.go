@@ -1,4 +1,0 @@
-package api
-
-// TEMPORARY stub, replaced by the real flavors routes.
-func (s *Server) registerFlavors() {}

@@ -1,4 +1,0 @@
-package api
-
-// TEMPORARY stub, replaced by the real keypairs routes.
-func (s *Server) registerKeypairs() {}
