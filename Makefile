@@ -50,6 +50,9 @@ bench: deps
 	$(GO) test -run '^$$' -bench LeaderFailover -benchtime 10x -timeout 30m ./cluster/
 	$(GO) test -run '^$$' -bench 'ValidateToken|ValidatedRequest' -benchtime 3s ./api/
 	scripts/bench-api.sh 10 50
+	$(GO) test -run '^$$' -bench 'ServerCreate' -benchtime 5000x ./api/
+	KEEL_BENCH_SERVERS=100000 $(GO) test -run '^$$' -bench 'ServerDetailPage' -benchtime 30x -timeout 20m ./api/
+	scripts/bench-servers.sh 10000 100000
 
 clean:
 	rm -rf $(BIN)
