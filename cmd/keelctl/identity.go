@@ -65,6 +65,9 @@ func (a *app) openrc(args []string) error {
 		{"OS_USERNAME", *user}, {"OS_PASSWORD", pw}, {"OS_USER_DOMAIN_NAME", "Default"},
 		{"OS_PROJECT_NAME", *project}, {"OS_PROJECT_DOMAIN_NAME", "Default"},
 		{"OS_REGION_NAME", "RegionOne"}, {"OS_INTERFACE", "public"},
+		// The CLI defaults to compute 2.1, where `--nic none` does not
+		// exist yet (2.37); 2.74 is a version the e2e tests drive.
+		{"OS_COMPUTE_API_VERSION", "2.74"},
 	} {
 		fmt.Fprintf(a.stdout, "export %s=%s\n", kv[0], shellQuote(kv[1]))
 	}
