@@ -167,7 +167,7 @@ func (s *Server) flavorView(c *Call, f *fsm.Flavor, detail bool) map[string]any 
 	v["OS-FLV-EXT-DATA:ephemeral"] = f.Ephemeral
 	v["OS-FLV-DISABLED:disabled"] = f.Disabled
 	v["os-flavor-access:is_public"] = f.IsPublic
-	v["rxtx_factor"] = flvPyFloat(f.RxTxFactor)
+	v["rxtx_factor"] = pyFloat(f.RxTxFactor)
 	switch {
 	case c.Version.AtLeast(2, 75):
 		v["swap"] = f.Swap
@@ -238,7 +238,7 @@ func flvCheckListQuery(c *Call, q url.Values) error {
 	for _, v := range q["limit"] {
 		switch {
 		case strings.Trim(v, "0123456789") != "":
-			return flvQueryErr("limit", v, flvRepr(v)+" does not match '^[0-9]*$'")
+			return flvQueryErr("limit", v, pyRepr(v)+" does not match '^[0-9]*$'")
 		case v == "":
 			return flvQueryErr("limit", v, "'' is too short")
 		}
@@ -253,7 +253,7 @@ func flvCheckListQuery(c *Call, q url.Values) error {
 				for i, e := range p.enum {
 					enum[i] = e
 				}
-				return flvQueryErr(p.name, v, flvRepr(v)+" is not one of "+flvRepr(enum))
+				return flvQueryErr(p.name, v, pyRepr(v)+" is not one of "+pyRepr(enum))
 			}
 		}
 	}
@@ -491,7 +491,7 @@ func flvParseCreate(v Microversion, body any) (*fsm.Flavor, *Error) {
 			case s == "":
 				return nil, flvFieldErr(p, val, "'' is too short")
 			case flvLen(s) > fsm.FlavorMaxNameLen:
-				return nil, flvFieldErr(p, val, flvRepr(s)+" is too long")
+				return nil, flvFieldErr(p, val, pyRepr(s)+" is too long")
 			}
 			f.Name = s
 		case "id":
@@ -499,7 +499,7 @@ func flvParseCreate(v Microversion, body any) (*fsm.Flavor, *Error) {
 			case nil:
 			case json.Number:
 				// Nova takes str(id); a falsy 0 means "generate one".
-				if id := flvNumStr(x); id != "0" && id != "0.0" && id != "-0.0" {
+				if id := pyNumStr(x); id != "0" && id != "0.0" && id != "-0.0" {
 					f.ID = id
 				}
 			case string:
@@ -507,9 +507,9 @@ func flvParseCreate(v Microversion, body any) (*fsm.Flavor, *Error) {
 				case x == "":
 					return nil, flvFieldErr(p, val, "'' is too short")
 				case flvLen(x) > fsm.FlavorMaxIDLen:
-					return nil, flvFieldErr(p, val, flvRepr(x)+" is too long")
+					return nil, flvFieldErr(p, val, pyRepr(x)+" is too long")
 				case !fsm.FlavorIDOK(x):
-					return nil, flvFieldErr(p, val, flvRepr(x)+" does not match '^(?! )[a-zA-Z0-9. _-]+(?<! )$'")
+					return nil, flvFieldErr(p, val, pyRepr(x)+" does not match '^(?! )[a-zA-Z0-9. _-]+(?<! )$'")
 				}
 				if x != "auto" {
 					f.ID = x
@@ -546,17 +546,17 @@ func flvParseCreate(v Microversion, body any) (*fsm.Flavor, *Error) {
 			case json.Number:
 				n, _ := strconv.ParseFloat(string(x), 64)
 				if n <= 0 {
-					return nil, flvFieldErr(p, val, flvRepr(val)+" is less than or equal to the minimum of 0")
+					return nil, flvFieldErr(p, val, pyRepr(val)+" is less than or equal to the minimum of 0")
 				}
 				if n > fsm.FlavorMaxRxTxFactor {
-					return nil, flvFieldErr(p, val, flvRepr(val)+" is greater than the maximum of 3.40282e+38")
+					return nil, flvFieldErr(p, val, pyRepr(val)+" is greater than the maximum of 3.40282e+38")
 				}
 			case string:
 				if !flvRxTxPattern.MatchString(x) {
-					return nil, flvFieldErr(p, val, flvRepr(x)+` does not match '^[0-9]+(\\.[0-9]+)?$'`)
+					return nil, flvFieldErr(p, val, pyRepr(x)+` does not match '^[0-9]+(\\.[0-9]+)?$'`)
 				}
 				if n, _ := strconv.ParseFloat(x, 64); n > fsm.FlavorMaxRxTxFactor {
-					return nil, flvFieldErr(p, val, flvFloatRepr(n)+" is greater than the maximum of 3.40282e+38")
+					return nil, flvFieldErr(p, val, pyFloatRepr(n)+" is greater than the maximum of 3.40282e+38")
 				}
 			default:
 				return nil, flvFieldErr(p, val, flvTypeMsg(val, "number", "string"))
@@ -573,9 +573,9 @@ func flvParseCreate(v Microversion, body any) (*fsm.Flavor, *Error) {
 			case string:
 				switch {
 				case flvLen(x) > fsm.FlavorMaxDescriptionLen:
-					return nil, flvFieldErr(p, val, flvRepr(x)+" is too long")
+					return nil, flvFieldErr(p, val, pyRepr(x)+" is too long")
 				case !flvTextOK(x):
-					return nil, flvFieldErr(p, val, flvRepr(x)+" does not match the pattern of printable characters")
+					return nil, flvFieldErr(p, val, pyRepr(x)+" does not match the pattern of printable characters")
 				}
 				f.Description = x
 			default:
@@ -585,7 +585,7 @@ func flvParseCreate(v Microversion, body any) (*fsm.Flavor, *Error) {
 	}
 	for _, r := range []string{"name", "ram", "vcpus", "disk"} {
 		if _, set := m[r]; !set {
-			return nil, flvFieldErr("flavor", raw, flvRepr(r)+" is a required property")
+			return nil, flvFieldErr("flavor", raw, pyRepr(r)+" is a required property")
 		}
 	}
 	if extras := flvExtras(m, props...); len(extras) > 0 {
@@ -603,7 +603,7 @@ func flvParseCreate(v Microversion, body any) (*fsm.Flavor, *Error) {
 		}
 	}
 	if rxtx != nil {
-		n, _ := strconv.ParseFloat(flvStr(rxtx), 64)
+		n, _ := strconv.ParseFloat(pyStr(rxtx), 64)
 		if n <= 0 || n > fsm.FlavorMaxRxTxFactor {
 			return nil, flvInvalidInput("'rxtx_factor' argument must be a float between 0 and 3.40282e+38")
 		}
@@ -662,9 +662,9 @@ func (s *Server) updateFlavor(c *Call) error {
 		case string:
 			switch {
 			case flvLen(x) > fsm.FlavorMaxDescriptionLen:
-				return flvFieldErr("description", val, flvRepr(x)+" is too long")
+				return flvFieldErr("description", val, pyRepr(x)+" is too long")
 			case !flvTextOK(x):
-				return flvFieldErr("description", val, flvRepr(x)+" does not match the pattern of printable characters")
+				return flvFieldErr("description", val, pyRepr(x)+" does not match the pattern of printable characters")
 			}
 			desc = x
 		default:

@@ -95,7 +95,7 @@ func flvCheckTenantBody(action string, v any) (string, *Error) {
 		case s == "":
 			return "", flvFieldErr("tenant", t, "'' is too short")
 		case flvLen(s) > fsm.FlavorMaxProjectIDLen:
-			return "", flvFieldErr("tenant", t, flvRepr(s)+" is too long")
+			return "", flvFieldErr("tenant", t, pyRepr(s)+" is too long")
 		}
 	} else {
 		return "", flvFieldErr(action, v, "'tenant' is a required property")

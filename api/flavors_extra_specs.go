@@ -284,11 +284,11 @@ func flvCheckSpecsObject(field string, v any) (map[string]string, *Error) {
 		switch x := m[k].(type) {
 		case string:
 			if flvLen(x) > fsm.FlavorMaxSpecValueLen {
-				return nil, flvFieldErr(k, x, flvRepr(x)+" is too long")
+				return nil, flvFieldErr(k, x, pyRepr(x)+" is too long")
 			}
 			out[k] = x
 		case json.Number:
-			out[k] = flvNumStr(x)
+			out[k] = pyNumStr(x)
 		default:
 			return nil, flvFieldErr(k, x, flvTypeMsg(x, "string", "number"))
 		}
@@ -296,7 +296,7 @@ func flvCheckSpecsObject(field string, v any) (map[string]string, *Error) {
 	if len(extras) > 0 {
 		q := make([]string, len(extras))
 		for i, e := range extras {
-			q[i] = flvRepr(e)
+			q[i] = pyRepr(e)
 		}
 		verb := "does"
 		if len(extras) > 1 {
@@ -407,9 +407,9 @@ func (s *Server) updateFlavorExtraSpec(c *Call) error {
 	raw := body.(map[string]any)
 	switch {
 	case len(raw) < 1:
-		return badRequest("%s does not have enough properties", flvRepr(raw))
+		return badRequest("%s does not have enough properties", pyRepr(raw))
 	case len(raw) > 1:
-		return badRequest("%s has too many properties", flvRepr(raw))
+		return badRequest("%s has too many properties", pyRepr(raw))
 	}
 	if verr := flvCheckSpecValues(c, raw, specs); verr != nil {
 		return verr

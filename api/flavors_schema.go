@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/big"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,7 +21,7 @@ import (
 
 // flvFieldErr is a schema error at a body field.
 func flvFieldErr(field string, value any, msg string) *Error {
-	return badRequest("Invalid input for field/attribute %s. Value: %s. %s", field, flvStr(value), msg)
+	return badRequest("Invalid input for field/attribute %s. Value: %s. %s", field, pyStr(value), msg)
 }
 
 // flvQueryErr is a schema error of a query parameter.
@@ -41,7 +40,7 @@ func flvTypeMsg(v any, types ...string) string {
 	for i, t := range types {
 		q[i] = "'" + t + "'"
 	}
-	return fmt.Sprintf("%s is not of type %s", flvRepr(v), strings.Join(q, ", "))
+	return fmt.Sprintf("%s is not of type %s", pyRepr(v), strings.Join(q, ", "))
 }
 
 // flvAdditional is jsonschema's additionalProperties error.
@@ -49,7 +48,7 @@ func flvAdditional(extras []string) string {
 	slices.Sort(extras)
 	q := make([]string, len(extras))
 	for i, e := range extras {
-		q[i] = flvRepr(e)
+		q[i] = pyRepr(e)
 	}
 	verb := "was"
 	if len(extras) > 1 {
@@ -67,145 +66,6 @@ func flvExtras(m map[string]any, allowed ...string) []string {
 		}
 	}
 	return out
-}
-
-// flvStr is Python's str() of a decoded JSON value.
-func flvStr(v any) string {
-	if s, ok := v.(string); ok {
-		return s
-	}
-	return flvRepr(v)
-}
-
-// flvRepr is Python's repr() of a decoded JSON value (dict keys sorted).
-func flvRepr(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return "None"
-	case bool:
-		if x {
-			return "True"
-		}
-		return "False"
-	case json.Number:
-		return flvNumStr(x)
-	case float64:
-		return flvFloatRepr(x)
-	case int:
-		return strconv.Itoa(x)
-	case string:
-		return flvStrRepr(x)
-	case []any:
-		parts := make([]string, len(x))
-		for i, e := range x {
-			parts[i] = flvRepr(e)
-		}
-		return "[" + strings.Join(parts, ", ") + "]"
-	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		parts := make([]string, len(keys))
-		for i, k := range keys {
-			parts[i] = flvStrRepr(k) + ": " + flvRepr(x[k])
-		}
-		return "{" + strings.Join(parts, ", ") + "}"
-	}
-	return fmt.Sprint(v)
-}
-
-// flvStrRepr quotes s as Python's repr does.
-func flvStrRepr(s string) string {
-	q := byte('\'')
-	if strings.ContainsRune(s, '\'') && !strings.ContainsRune(s, '"') {
-		q = '"'
-	}
-	var b strings.Builder
-	b.WriteByte(q)
-	for _, r := range s {
-		switch {
-		case r == '\\':
-			b.WriteString(`\\`)
-		case r == rune(q):
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		case r > 0x7f && !unicode.IsPrint(r):
-			if r <= 0xff {
-				fmt.Fprintf(&b, `\x%02x`, r)
-			} else if r <= 0xffff {
-				fmt.Fprintf(&b, `\u%04x`, r)
-			} else {
-				fmt.Fprintf(&b, `\U%08x`, r)
-			}
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteByte(q)
-	return b.String()
-}
-
-// flvIntLiteral matches a JSON number that Python's json module decodes to
-// an int.
-var flvIntLiteral = regexp.MustCompile(`^-?[0-9]+$`)
-
-// flvNumStr is Python's str() of the number json decodes n to: an int's
-// digits, or a float's shortest repr ("1.0", "1e+16").
-func flvNumStr(n json.Number) string {
-	s := string(n)
-	if flvIntLiteral.MatchString(s) {
-		if b, ok := new(big.Int).SetString(s, 10); ok {
-			return b.String()
-		}
-		return s
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil && !math.IsInf(f, 0) {
-		return s
-	}
-	return flvFloatRepr(f)
-}
-
-// flvFloatRepr is Python's repr() of a float.
-func flvFloatRepr(f float64) string {
-	switch {
-	case math.IsInf(f, 1):
-		return "inf"
-	case math.IsInf(f, -1):
-		return "-inf"
-	case math.IsNaN(f):
-		return "nan"
-	}
-	abs := math.Abs(f)
-	if abs != 0 && (abs >= 1e16 || abs < 1e-4) {
-		return strconv.FormatFloat(f, 'e', -1, 64) // 1e+16, 1e-05: as Python
-	}
-	s := strconv.FormatFloat(f, 'f', -1, 64)
-	if !strings.ContainsAny(s, ".") {
-		s += ".0"
-	}
-	return s
-}
-
-// flvPyFloat renders a float as Python's json module does (1.0, not 1).
-type flvPyFloat float64
-
-func (f flvPyFloat) MarshalJSON() ([]byte, error) {
-	v := float64(f)
-	if math.IsInf(v, 0) || math.IsNaN(v) {
-		return nil, fmt.Errorf("unsupported float %v", v)
-	}
-	return []byte(flvFloatRepr(v)), nil
 }
 
 // flvPyInt parses s as Python's int(str) does: surrounding whitespace, a
@@ -299,7 +159,7 @@ func flvCheckBoolean(field string, v any) *Error {
 		if slices.Contains(flvBooleanEnum, any(x)) {
 			return nil
 		}
-		return flvFieldErr(field, v, fmt.Sprintf("%s is not one of %s", flvRepr(v), flvRepr(flvBooleanEnum)))
+		return flvFieldErr(field, v, fmt.Sprintf("%s is not one of %s", pyRepr(v), pyRepr(flvBooleanEnum)))
 	}
 	return flvFieldErr(field, v, flvTypeMsg(v, "boolean", "string"))
 }
@@ -321,7 +181,7 @@ func flvIntProp(field string, v any, min int64) (n int, integral bool, err *Erro
 	}
 	switch x := v.(type) {
 	case json.Number:
-		if flvIntLiteral.MatchString(string(x)) {
+		if pyIntLiteral.MatchString(string(x)) {
 			b, _ := new(big.Int).SetString(string(x), 10)
 			if err := check(b, b.String()); err != nil {
 				return 0, false, err
@@ -334,14 +194,14 @@ func flvIntProp(field string, v any, min int64) (n int, integral bool, err *Erro
 		}
 		switch {
 		case f < float64(min):
-			return 0, false, flvFieldErr(field, v, fmt.Sprintf("%s is less than the minimum of %d", flvFloatRepr(f), min))
+			return 0, false, flvFieldErr(field, v, fmt.Sprintf("%s is less than the minimum of %d", pyFloatRepr(f), min))
 		case f > max:
-			return 0, false, flvFieldErr(field, v, fmt.Sprintf("%s is greater than the maximum of %d", flvFloatRepr(f), max))
+			return 0, false, flvFieldErr(field, v, fmt.Sprintf("%s is greater than the maximum of %d", pyFloatRepr(f), max))
 		}
 		return int(f), true, nil
 	case string:
 		if x == "" || strings.Trim(x, "0123456789") != "" {
-			return 0, false, flvFieldErr(field, v, fmt.Sprintf("%s does not match '^[0-9]+$'", flvRepr(x)))
+			return 0, false, flvFieldErr(field, v, fmt.Sprintf("%s does not match '^[0-9]+$'", pyRepr(x)))
 		}
 		b, _ := new(big.Int).SetString(x, 10)
 		if err := check(b, b.String()); err != nil {

@@ -1,12 +1,9 @@
 package api
 
 import (
-	"encoding/json"
 	"fmt"
-	"math"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -42,7 +39,7 @@ func keypairSchemaError(prop string, value any, msg string) *Error {
 	if prop == "" {
 		return badRequest("%s", msg)
 	}
-	return badRequest("Invalid input for field/attribute %s. Value: %s. %s", prop, keypairPyStr(value), msg)
+	return badRequest("Invalid input for field/attribute %s. Value: %s. %s", prop, pyStr(value), msg)
 }
 
 // keypairCreateSchema checks body against Nova's create schema of the
@@ -51,7 +48,7 @@ func keypairSchemaError(prop string, value any, msg string) *Error {
 func keypairCreateSchema(v Microversion, body any) (*keypairCreateRequest, error) {
 	doc, ok := body.(map[string]any)
 	if !ok {
-		return nil, keypairSchemaError("", body, keypairPyRepr(body)+" is not of type 'object'")
+		return nil, keypairSchemaError("", body, pyRepr(body)+" is not of type 'object'")
 	}
 	props := []string{"name"}
 	if v.AtLeast(2, 2) {
@@ -70,7 +67,7 @@ func keypairCreateSchema(v Microversion, body any) (*keypairCreateRequest, error
 	if raw, present := doc["keypair"]; present {
 		kp, ok := raw.(map[string]any)
 		if !ok {
-			return nil, keypairSchemaError("keypair", raw, keypairPyRepr(raw)+" is not of type 'object'")
+			return nil, keypairSchemaError("keypair", raw, pyRepr(raw)+" is not of type 'object'")
 		}
 		for _, p := range props {
 			val, present := kp[p]
@@ -86,12 +83,12 @@ func keypairCreateSchema(v Microversion, body any) (*keypairCreateRequest, error
 			}
 			str, ok := val.(string)
 			if !ok {
-				return nil, keypairSchemaError(p, val, keypairPyRepr(val)+" is not of type 'string'")
+				return nil, keypairSchemaError(p, val, pyRepr(val)+" is not of type 'string'")
 			}
 			switch p {
 			case "type":
 				if str != fsm.KeypairTypeSSH && str != fsm.KeypairTypeX509 {
-					return nil, keypairSchemaError(p, val, keypairPyRepr(val)+" is not one of ['ssh', 'x509']")
+					return nil, keypairSchemaError(p, val, pyRepr(val)+" is not one of ['ssh', 'x509']")
 				}
 				req.keyType = str
 			case "public_key":
@@ -124,17 +121,17 @@ func keypairCreateSchema(v Microversion, body any) (*keypairCreateRequest, error
 func keypairNameSchema(v Microversion, val any) error {
 	name, ok := val.(string)
 	if !ok {
-		return keypairSchemaError("name", val, keypairPyRepr(val)+" is not of type 'string'")
+		return keypairSchemaError("name", val, pyRepr(val)+" is not of type 'string'")
 	}
 	if !keypairValidName(name) {
 		return badRequest("An invalid 'name' value was provided. The name must be: printable characters. Can not start or end with whitespace.")
 	}
 	n := utf8.RuneCountInString(name)
 	if n < 1 {
-		return keypairSchemaError("name", val, keypairPyRepr(val)+" should be non-empty")
+		return keypairSchemaError("name", val, pyRepr(val)+" should be non-empty")
 	}
 	if n > fsm.KeypairMaxNameLen {
-		return keypairSchemaError("name", val, keypairPyRepr(val)+" is too long")
+		return keypairSchemaError("name", val, pyRepr(val)+" is too long")
 	}
 	pattern, extra := keypairNamePattern, ""
 	if v.AtLeast(2, 92) {
@@ -142,7 +139,7 @@ func keypairNameSchema(v Microversion, val any) error {
 	}
 	for _, r := range name {
 		if !(r < utf8.RuneSelf && fsm.KeypairNameChar(r) && (r != '@' && r != '.' || extra != "")) {
-			return keypairSchemaError("name", val, keypairPyRepr(val)+" does not match "+pattern)
+			return keypairSchemaError("name", val, pyRepr(val)+" does not match "+pattern)
 		}
 	}
 	return nil
@@ -185,7 +182,7 @@ func keypairNoExtra(obj map[string]any, allowed []string) error {
 	slices.Sort(extra)
 	quoted := make([]string, len(extra))
 	for i, k := range extra {
-		quoted[i] = keypairPyRepr(k)
+		quoted[i] = pyRepr(k)
 	}
 	verb := "was"
 	if len(extra) > 1 {
@@ -203,7 +200,7 @@ func keypairQuerySchema(v Microversion, q url.Values, allowed []string) error {
 			msg := ""
 			switch {
 			case strings.Trim(val, "0123456789") != "":
-				msg = keypairPyRepr(val) + " does not match '^[0-9]*$'"
+				msg = pyRepr(val) + " does not match '^[0-9]*$'"
 			case val == "":
 				msg = "'' should be non-empty"
 			}
@@ -222,102 +219,4 @@ func keypairQuerySchema(v Microversion, q url.Values, allowed []string) error {
 		}
 	}
 	return nil
-}
-
-// keypairPyStr is Python's str() of a decoded JSON value (what Nova's "Value: %s"
-// shows): strings as they are, anything else as repr.
-func keypairPyStr(v any) string {
-	if s, ok := v.(string); ok {
-		return s
-	}
-	return keypairPyRepr(v)
-}
-
-// keypairPyRepr is Python's repr() of a decoded JSON value (object keys sorted:
-// the decoded map has lost the document's order).
-func keypairPyRepr(v any) string {
-	switch x := v.(type) {
-	case nil:
-		return "None"
-	case bool:
-		if x {
-			return "True"
-		}
-		return "False"
-	case string:
-		return keypairPyQuote(x)
-	case json.Number:
-		if !strings.ContainsAny(string(x), ".eE") {
-			return string(x) // a Python int: exact digits
-		}
-		if f, err := strconv.ParseFloat(string(x), 64); err == nil {
-			return keypairPyFloat(f)
-		}
-		return string(x)
-	case float64:
-		return keypairPyFloat(x)
-	case []any:
-		parts := make([]string, len(x))
-		for i, e := range x {
-			parts[i] = keypairPyRepr(e)
-		}
-		return "[" + strings.Join(parts, ", ") + "]"
-	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		parts := make([]string, len(keys))
-		for i, k := range keys {
-			parts[i] = keypairPyQuote(k) + ": " + keypairPyRepr(x[k])
-		}
-		return "{" + strings.Join(parts, ", ") + "}"
-	}
-	return fmt.Sprint(v)
-}
-
-// keypairPyFloat is Python's repr() of a float.
-func keypairPyFloat(f float64) string {
-	if a := math.Abs(f); a == 0 || a >= 1e-4 && a < 1e16 {
-		s := strconv.FormatFloat(f, 'f', -1, 64)
-		if !strings.Contains(s, ".") {
-			s += ".0"
-		}
-		return s
-	}
-	return strconv.FormatFloat(f, 'e', -1, 64)
-}
-
-// keypairPyQuote is Python's repr() of a str.
-func keypairPyQuote(s string) string {
-	q := byte('\'')
-	if strings.ContainsRune(s, '\'') && !strings.ContainsRune(s, '"') {
-		q = '"'
-	}
-	var b strings.Builder
-	b.WriteByte(q)
-	for _, r := range s {
-		switch {
-		case r == rune(q) || r == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r == ' ' || strconv.IsPrint(r):
-			b.WriteRune(r)
-		case r < 0x100:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		case r < 0x10000:
-			fmt.Fprintf(&b, `\u%04x`, r)
-		default:
-			fmt.Fprintf(&b, `\U%08x`, r)
-		}
-	}
-	b.WriteByte(q)
-	return b.String()
 }

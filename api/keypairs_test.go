@@ -571,8 +571,8 @@ func TestKeypairNameRules(t *testing.T) {
 		{"it's", `"it's"`}, {`a"b`, `'a"b'`}, {"a'b\"c", `'a\'b"c'`}, {"t\t\x00é\u200b", `'t\t\x00é\u200b'`},
 		{map[string]any{"b": true, "a": nil}, "{'a': None, 'b': True}"}, {[]any{"x", false}, "['x', False]"},
 	} {
-		if got := keypairPyRepr(tc.v); got != tc.want {
-			t.Errorf("keypairPyRepr(%#v) = %s, want %s", tc.v, got, tc.want)
+		if got := pyRepr(tc.v); got != tc.want {
+			t.Errorf("pyRepr(%#v) = %s, want %s", tc.v, got, tc.want)
 		}
 	}
 }

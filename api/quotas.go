@@ -399,15 +399,15 @@ func quotaLimitValue(field string, v any) (int64, *Error) {
 			return 0, flvFieldErr(field, v, flvTypeMsg(v, "integer", "string"))
 		}
 		if f < lo {
-			return 0, flvFieldErr(field, v, fmt.Sprintf("%s is less than the minimum of %d", flvFloatRepr(f), lo))
+			return 0, flvFieldErr(field, v, fmt.Sprintf("%s is less than the minimum of %d", pyFloatRepr(f), lo))
 		}
 		if f > hi {
-			return 0, flvFieldErr(field, v, fmt.Sprintf("%s is greater than the maximum of %d", flvFloatRepr(f), hi))
+			return 0, flvFieldErr(field, v, fmt.Sprintf("%s is greater than the maximum of %d", pyFloatRepr(f), hi))
 		}
 		return int64(f), nil
 	case string:
 		if !quotaLimitPattern.MatchString(x) {
-			return 0, flvFieldErr(field, v, fmt.Sprintf("%s does not match '^-?[0-9]+$'", flvRepr(x)))
+			return 0, flvFieldErr(field, v, fmt.Sprintf("%s does not match '^-?[0-9]+$'", pyRepr(x)))
 		}
 		n, _ = new(big.Int).SetString(x, 10)
 	default:
