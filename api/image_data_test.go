@@ -128,9 +128,10 @@ func TestImageDataAcrossControllers(t *testing.T) {
 	if _, err := os.Stat(e.blobPath(1, sha256Hex(dataB))); err != nil {
 		t.Fatalf("node 2 did not keep the fetched copy: %v", err)
 	}
-	if locs := stateImage(t, e.ac.Nodes[0], b).Locations; !slices.Contains(locs, n2) {
-		t.Fatalf("locations %v lack %s after its fetch", locs, n2)
-	}
+	// The new location is replicated; node 1's copy of the state may lag.
+	cluster.WaitFor(t, 5*time.Second, n2+" recorded as a location of the fetched image", func() bool {
+		return slices.Contains(stateImage(t, e.ac.Nodes[0], b).Locations, n2)
+	})
 
 	// Node 1, which took both uploads, dies: nodes 2 and 3 still serve both.
 	e.ac.Kill(0)
