@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -145,6 +146,11 @@ func TestServerLifecycle(t *testing.T) {
 }
 
 func quotaUsage(t testing.TB, cc *computeCloud, res string) int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := cc.Nodes[0].Consistent(ctx); err != nil { // node 0 may be a follower
+		t.Fatal(err)
+	}
 	st := cc.Nodes[0].State()
 	p, _ := fsm.ProjectByName(st, "default", "admin")
 	u, err := fsm.ProjectUsage(st, p.ID, "")
