@@ -56,6 +56,11 @@ func (e *imageEnv) download(t *testing.T, node int, tok, id string) resp {
 
 func stateImage(t *testing.T, n *cluster.TestNode, id string) *fsm.Image {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.Consistent(ctx); err != nil { // n may be a follower
+		t.Fatal(err)
+	}
 	img, _, err := fsm.GetImage(n.State(), id)
 	if err != nil {
 		t.Fatalf("%s: image %s: %v", n.Cfg.Name, id, err)
