@@ -191,9 +191,19 @@ func TestVersionDocuments(t *testing.T) {
 	base := ac.url(0)
 	r := do(t, "GET", base+"/compute/", "", nil)
 	vs := r.json(t)["versions"].([]any)
-	v := vs[0].(map[string]any)
+	if len(vs) != 2 || vs[0].(map[string]any)["id"] != "v2.0" {
+		t.Fatalf("GET /compute/ must list v2.0 first (Tempest checks it): %s", r.Body)
+	}
+	v := vs[1].(map[string]any)
 	if r.Status != 200 || v["id"] != "v2.1" || v["min_version"] != "2.1" || v["version"] != MaxVersion.String() || v["status"] != "CURRENT" {
 		t.Fatalf("GET /compute/: %d %s", r.Status, r.Body)
+	}
+	// Every listed version's link is followable.
+	for _, x := range vs {
+		href := x.(map[string]any)["links"].([]any)[0].(map[string]any)["href"].(string)
+		if r := do(t, "GET", href, "", nil); r.Status != 200 || r.json(t)["version"].(map[string]any)["id"] != x.(map[string]any)["id"] {
+			t.Fatalf("GET %s: %d %s", href, r.Status, r.Body)
+		}
 	}
 	for _, p := range []string{"/compute/v2.1", "/compute/v2.1/"} {
 		r = do(t, "GET", base+p, "", nil)
