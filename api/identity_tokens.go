@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -125,6 +126,9 @@ func (s *Server) issueToken(c *Call) error {
 		// A token made from a token keeps the original's expiry and audit
 		// chain (so revoking the original revokes it too).
 		claims.Methods = prev.Claims.Methods
+		if !slices.Contains(claims.Methods, "token") {
+			claims.Methods = append(slices.Clip(claims.Methods), "token")
+		}
 		claims.ExpiresAt = prev.Claims.ExpiresAt
 		claims.ParentAuditID = prev.Claims.AuditID
 		if prev.Claims.ParentAuditID != "" {

@@ -88,7 +88,9 @@ func (s *Server) createUser(c *Call) error {
 	if err != nil {
 		return err
 	}
-	f.only("name", "password", "domain_id", "enabled", "default_project_id", "description", "email", "options")
+	// project_id is the v2-era name of default_project_id that clients
+	// (Tempest among them) still send.
+	f.only("name", "password", "domain_id", "enabled", "default_project_id", "project_id", "description", "email", "options")
 	f.required("name")
 	name, _ := f.name("name")
 	password, _ := f.str("password", true)
@@ -96,6 +98,9 @@ func (s *Server) createUser(c *Call) error {
 	domainID, domainSet := f.str("domain_id", false)
 	enabled, enabledSet := f.boolean("enabled")
 	defaultProject, _ := f.str("default_project_id", true)
+	if legacy, set := f.str("project_id", true); set && defaultProject == "" {
+		defaultProject = legacy
+	}
 	description, _ := f.str("description", true)
 	email, _ := f.str("email", true)
 	f.noOptions()
@@ -164,7 +169,7 @@ func (s *Server) updateUser(c *Call) error {
 	if err != nil {
 		return err
 	}
-	f.only("name", "password", "enabled", "default_project_id", "description", "email",
+	f.only("name", "password", "enabled", "default_project_id", "project_id", "description", "email",
 		"id", "domain_id", "options", "password_expires_at", "links")
 	cmd := &fsm.UpdateUser{ID: id, NowMicros: time.Now().UnixMicro()}
 	if v, set := f.name("name"); set {
@@ -177,6 +182,8 @@ func (s *Server) updateUser(c *Call) error {
 	}
 	if v, set := f.str("default_project_id", true); set {
 		cmd.DefaultProjectID = &v
+	} else if v, set := f.str("project_id", true); set {
+		cmd.DefaultProjectID = &v // the v2-era name
 	}
 	if v, set := f.str("description", true); set {
 		cmd.Description = &v

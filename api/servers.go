@@ -149,6 +149,9 @@ func (s *Server) createServer(c *Call) error {
 	if imageRef == "" {
 		return badRequest("Invalid input for field/attribute imageRef. An image is required: booting from a volume is not offered.")
 	}
+	if _, ok := raw["max_count"]; !ok {
+		maxCount = max(maxCount, minCount) // Nova: max_count defaults to min_count
+	}
 	if minCount < 1 || maxCount < 1 {
 		return badRequest("Invalid input for field/attribute min_count/max_count. They must be at least 1.")
 	}
@@ -378,7 +381,22 @@ func (s *Server) showServer(c *Call) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"server": s.serverView(c, srv, true)})
+	v := s.serverView(c, srv, true)
+	if c.Version.AtLeast(2, 71) {
+		v["server_groups"] = []string{} // server groups come with the scheduler
+	}
+	return c.JSON(http.StatusOK, map[string]any{"server": v})
+}
+
+// updateViewOmits are the fields Nova leaves out of the PUT /servers/{id}
+// answer before 2.75 (from 2.75 on it is the same document as a show).
+var updateViewOmits = []string{
+	"OS-EXT-AZ:availability_zone", "config_drive", "key_name", "security_groups", "host_status",
+	"OS-SRV-USG:launched_at", "OS-SRV-USG:terminated_at", "OS-EXT-STS:task_state", "OS-EXT-STS:vm_state",
+	"OS-EXT-STS:power_state", "os-extended-volumes:volumes_attached", "OS-EXT-SRV-ATTR:host",
+	"OS-EXT-SRV-ATTR:hypervisor_hostname", "OS-EXT-SRV-ATTR:instance_name", "OS-EXT-SRV-ATTR:reservation_id",
+	"OS-EXT-SRV-ATTR:launch_index", "OS-EXT-SRV-ATTR:hostname", "OS-EXT-SRV-ATTR:kernel_id",
+	"OS-EXT-SRV-ATTR:ramdisk_id", "OS-EXT-SRV-ATTR:root_device_name", "OS-EXT-SRV-ATTR:user_data",
 }
 
 func (s *Server) updateServer(c *Call) error {
@@ -439,7 +457,16 @@ func (s *Server) updateServer(c *Call) error {
 	if err := resp.Decode(&srv); err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"server": s.serverView(c, &srv, true)})
+	v := s.serverView(c, &srv, true)
+	if !c.Version.AtLeast(2, 75) {
+		for _, k := range updateViewOmits {
+			delete(v, k)
+		}
+	}
+	if c.Version.AtLeast(2, 71) {
+		v["server_groups"] = []string{}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"server": v})
 }
 
 func (s *Server) deleteServer(c *Call) error {
