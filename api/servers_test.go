@@ -102,6 +102,14 @@ func TestServerLifecycle(t *testing.T) {
 	if r.Status != 200 || r.json(t)["server"].(map[string]any)["name"] != "web-2" || r.json(t)["server"].(map[string]any)["description"] != nil {
 		t.Fatalf("update: %d %s", r.Status, r.Body)
 	}
+	// Before 2.75 the update answer leaves out the extended attributes.
+	r = do(t, "PUT", base+"/compute/v2.1/servers/"+id, cc.admin, map[string]any{"server": map[string]any{"name": "web-2"}}, "OpenStack-API-Version", "compute 2.74")
+	if u := r.json(t)["server"].(map[string]any); u["OS-EXT-STS:vm_state"] != nil || u["OS-EXT-AZ:availability_zone"] != nil || u["name"] != "web-2" {
+		t.Fatalf("update answer at 2.74: %s", r.Body)
+	}
+	if r = do(t, "GET", base+"/compute/v2.1/servers/"+id, cc.admin, nil, "OpenStack-API-Version", "compute 2.71"); r.json(t)["server"].(map[string]any)["server_groups"] == nil {
+		t.Fatalf("show at 2.71 lacks server_groups: %s", r.Body)
+	}
 	// Metadata and tags.
 	if r = do(t, "POST", base+"/compute/v2.1/servers/"+id+"/metadata", cc.admin, map[string]any{"metadata": map[string]string{"x": "1"}}); r.Status != 200 || len(r.json(t)["metadata"].(map[string]any)) != 2 {
 		t.Fatalf("metadata merge: %d %s", r.Status, r.Body)
@@ -142,6 +150,15 @@ func TestServerLifecycle(t *testing.T) {
 	}
 	if q := quotaUsage(t, cc, "instances"); q != 0 {
 		t.Fatalf("instances in use after delete: %d", q)
+	}
+	// min_count alone: max_count defaults to it.
+	r = cc.createServer(t, 0, cc.admin, map[string]any{"name": "pair", "min_count": 2, "return_reservation_id": true})
+	resv, _ := r.json(t)["reservation_id"].(string)
+	if r.Status != 202 || resv == "" {
+		t.Fatalf("min_count alone: %d %s", r.Status, r.Body)
+	}
+	if r = do(t, "GET", base+"/compute/v2.1/servers?reservation_id="+resv, cc.admin, nil); len(r.json(t)["servers"].([]any)) != 2 {
+		t.Fatalf("min_count=2 made %s", r.Body)
 	}
 }
 

@@ -165,6 +165,9 @@ func tokenFromToken(t testing.TB, base, tok string) string {
 	if r.Status != 201 {
 		t.Fatalf("token method: %d %s", r.Status, r.Body)
 	}
+	if m := r.json(t)["token"].(map[string]any)["methods"].([]any); len(m) != 2 {
+		t.Fatalf("a token from a token lists methods %v, want password and token", m)
+	}
 	return r.Header.Get("X-Subject-Token")
 }
 
