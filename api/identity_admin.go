@@ -25,7 +25,7 @@ func (s *Server) registerIdentityAdmin() {
 	}
 
 	r("GET", "/domains", Admin, s.listDomains)
-	r("GET", "/domains/{domain_id}", Admin, s.getDomain)
+	r("GET", "/domains/{domain_id}", Authenticated, s.getDomain) // handler: admin or a project of the domain
 
 	r("GET", "/projects", Admin, s.listProjects)
 	r("POST", "/projects", Admin, s.createProject)

@@ -54,6 +54,13 @@ func (s *Server) getDomain(c *Call) error {
 		return err
 	}
 	id := c.Param("domain_id")
+	// Keystone's rule: admins, or a token scoped to a project of the domain.
+	if !c.Auth.IsAdmin() {
+		p, _, perr := fsm.GetProject(st, c.Auth.ProjectID)
+		if c.Auth.ProjectID == "" || perr != nil || p.DomainID != id {
+			return forbidden("You are not authorized to perform the requested action: identity:get_domain.")
+		}
+	}
 	d, _, err := fsm.GetDomain(st, id)
 	if err != nil {
 		return identityMissing(err, "domain", id)

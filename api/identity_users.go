@@ -30,6 +30,9 @@ func (s *Server) userView(c *Call, u *fsm.User) map[string]any {
 	}
 	if u.DefaultProjectID != "" {
 		m["default_project_id"] = u.DefaultProjectID
+		// Echoed under its v2-era name too, which clients that send it
+		// (Tempest) read back.
+		m["project_id"] = u.DefaultProjectID
 	}
 	if u.Email != "" {
 		m["email"] = u.Email

@@ -272,7 +272,7 @@ func (is *imageService) showImage(c *Call) error {
 var imageListParams = []string{
 	"limit", "marker", "sort_key", "sort_dir", "sort", "name", "status", "visibility", "owner",
 	"tag", "member_status", "protected", "os_hidden", "container_format", "disk_format", "size_min",
-	"size_max", "id", "created_at", "updated_at",
+	"size_max", "size", "id", "created_at", "updated_at",
 }
 
 // listImages is GET /v2/images with Glance's filters (name, status,
@@ -359,7 +359,7 @@ func (is *imageService) listImages(c *Call) error {
 		}
 		filters = append(filters, func(img *fsm.Image) bool { return img.Protected == b })
 	}
-	for _, p := range []string{"size_min", "size_max"} {
+	for _, p := range []string{"size_min", "size_max", "size"} {
 		if !q.Has(p) {
 			continue
 		}
@@ -367,10 +367,13 @@ func (is *imageService) listImages(c *Call) error {
 		if err != nil || n < 0 {
 			return badRequest("Invalid value for %s: %q; it must be a non-negative integer.", p, q.Get(p))
 		}
-		if p == "size_min" {
+		switch p {
+		case "size_min":
 			filters = append(filters, func(img *fsm.Image) bool { return img.SHA256 != "" && img.Size >= n })
-		} else {
+		case "size_max":
 			filters = append(filters, func(img *fsm.Image) bool { return img.SHA256 != "" && img.Size <= n })
+		default: // an exact size, as Glance filters on any core attribute
+			filters = append(filters, func(img *fsm.Image) bool { return img.SHA256 != "" && img.Size == n })
 		}
 	}
 	for _, p := range []string{"created_at", "updated_at"} {

@@ -19,7 +19,7 @@ func init() {
 		"GET /identity/v3/auth/catalog":                                Authenticated,
 		"GET /identity/v3/auth/projects":                               Authenticated,
 		"GET /identity/v3/domains":                                     Admin,
-		"GET /identity/v3/domains/{domain_id}":                         Admin,
+		"GET /identity/v3/domains/{domain_id}":                         Authenticated, // handler: admin or a project of the domain
 		"GET /identity/v3/projects":                                    Admin,
 		"POST /identity/v3/projects":                                   Admin,
 		"GET /identity/v3/projects/{project_id}":                       Authenticated, // handler: admin or a token scoped to it

@@ -44,6 +44,13 @@ func (n *Node) ApplyEncoded(ctx context.Context, data []byte) (*fsm.Response, er
 	if err != nil {
 		return resp, err
 	}
+	// Read-your-writes on this controller too: a forwarded write returns
+	// once the leader applied it; wait until this node has as well, so the
+	// caller's next request here (a token check reading local state, say)
+	// sees it.
+	if werr := n.WaitApplied(ctx, resp.Index); werr != nil {
+		return resp, werr
+	}
 	if resp.Err != nil {
 		return resp, resp.Err
 	}

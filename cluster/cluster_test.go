@@ -66,6 +66,11 @@ func TestFollowerWriteIsReadOnOtherFollower(t *testing.T) {
 		if resp.Index == 0 {
 			t.Fatal("response carries no raft index")
 		}
+		// The forwarding node has applied its own write when Apply returns:
+		// even a stale local read sees it.
+		if _, ok, _ := fs[0].State().Get(fsm.TableKV, key); !ok {
+			t.Fatalf("write %d not applied on the node that proposed it when Apply returned", i)
+		}
 		if v, ok := readKV(t, fs[1].Node, key); !ok || v != strconv.Itoa(i) {
 			t.Fatalf("read-your-writes across followers broken at %d: got %q %v", i, v, ok)
 		}
