@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/keel-cloud/keel/internal/version.Version=$(VERSION)
 DATA ?= keel-data
 
-.PHONY: all build run deps test test-short vet bench clean
+.PHONY: all build run deps test test-short vet bench clean conformance conformance-smoke
 
 all: build
 
@@ -56,3 +56,11 @@ bench: deps
 
 clean:
 	rm -rf $(BIN)
+
+## conformance: OpenStack Tempest (compute, identity v3, image v2) against a 3-controller cluster; rewrites conformance/RESULTS.md
+conformance:
+	conformance/run.sh full
+
+## conformance-smoke: Tempest's smoke tests (a few minutes); fails on failures not in conformance/expected-failures.txt
+conformance-smoke:
+	conformance/run.sh smoke
