@@ -33,10 +33,11 @@ type TestCluster struct {
 // TestNode is one controller of a TestCluster. Node is nil while stopped.
 type TestNode struct {
 	*Node
-	Cfg  Config
-	srv  *http.Server
-	logs *testLogSink
-	dir  string
+	Cfg   Config
+	srv   *http.Server
+	logs  *testLogSink
+	dir   string
+	apiLn net.Listener // bound by AddNode, used by the first start
 }
 
 // TestClusterOption adjusts every node's configuration before start.
@@ -66,12 +67,24 @@ func (c *TestCluster) AddNode(bootstrapExpect int, opts ...TestClusterOption) *T
 		c.T.Fatal(err)
 	}
 	tn := &TestNode{logs: newTestLogSink(c.T, name), dir: dir}
+	// Listeners bound now and handed over, so no other process can take
+	// the ports between choosing and binding them. Restarts rebind the
+	// same addresses.
+	raftLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		c.T.Fatal(err)
+	}
+	tn.apiLn, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		c.T.Fatal(err)
+	}
 	tn.Cfg = Config{
 		Name:            name,
 		DataDir:         filepath.Join(dir, "data"),
-		RaftAddr:        freeAddr(c.T),
+		RaftAddr:        raftLn.Addr().String(),
+		RaftListener:    raftLn,
 		GossipAddr:      "127.0.0.1:0",
-		APIAddr:         freeAddr(c.T),
+		APIAddr:         tn.apiLn.Addr().String(),
 		BootstrapExpect: bootstrapExpect,
 		ClusterKey:      c.Key,
 		Zone:            "nova",
@@ -101,9 +114,12 @@ func freeAddr(t testing.TB) string {
 
 func (c *TestCluster) start(tn *TestNode) {
 	c.T.Helper()
-	ln, err := listenRetry(tn.Cfg.APIAddr)
-	if err != nil {
-		c.T.Fatalf("%s: API listener: %v", tn.Cfg.Name, err)
+	ln, err := tn.apiLn, error(nil)
+	tn.apiLn = nil
+	if ln == nil {
+		if ln, err = listenRetry(tn.Cfg.APIAddr); err != nil {
+			c.T.Fatalf("%s: API listener: %v", tn.Cfg.Name, err)
+		}
 	}
 	var node *Node
 	for attempt := 0; ; attempt++ {
@@ -118,6 +134,7 @@ func (c *TestCluster) start(tn *TestNode) {
 		c.T.Fatalf("%s: start: %v", tn.Cfg.Name, err)
 	}
 	tn.Node = node
+	tn.Cfg.RaftListener = nil // owned by the node now; a restart binds RaftAddr
 	if tn.Cfg.GossipAddr == "127.0.0.1:0" {
 		tn.Cfg.GossipAddr = node.GossipAddr() // keep it across restarts
 	}
