@@ -1,11 +1,14 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"mime"
 	"net/http"
+
+	"github.com/keel-cloud/keel/fsm"
 )
 
 // JSON writes v as the response body with status.
@@ -63,6 +66,20 @@ func decodeJSONBody(w http.ResponseWriter, r *http.Request, v any) error {
 			return Errorf(http.StatusRequestEntityTooLarge, "Request is too large: the body is limited to %d bytes.", maxBodyBytes)
 		}
 		return badRequest("Malformed request body: trailing data after the JSON document.")
+	}
+	return nil
+}
+
+// apply proposes cmd and decodes the command's result into out when out is
+// set. Node.Apply returns once this controller has applied the write, so
+// the caller's next read here sees it.
+func (s *Server) apply(ctx context.Context, cmd fsm.Command, out any) error {
+	resp, err := s.node.Apply(ctx, cmd)
+	if err != nil {
+		return err
+	}
+	if out != nil {
+		return resp.Decode(out)
 	}
 	return nil
 }

@@ -100,22 +100,6 @@ func (s *Server) flavorRead(c *Call) (*fsm.State, error) {
 	return s.node.State(), nil
 }
 
-// flavorApply proposes cmd, waits until this controller applied it, and
-// decodes the command's result into out when out is set.
-func (s *Server) flavorApply(c *Call, cmd fsm.Command, out any) error {
-	resp, err := s.node.Apply(c.Context(), cmd)
-	if err != nil {
-		return err
-	}
-	if err := s.node.WaitApplied(c.Context(), resp.Index); err != nil {
-		return err
-	}
-	if out != nil {
-		return resp.Decode(out)
-	}
-	return nil
-}
-
 // flavorVisible returns the flavor id if the caller may see it: admins see
 // every flavor, others the public ones and those their project was given.
 func (s *Server) flavorVisible(c *Call, st fsm.Reader, id string) (*fsm.Flavor, error) {
@@ -627,7 +611,7 @@ func (s *Server) createFlavor(c *Call) error {
 	}
 	f.CreatedAt = time.Now().UnixMicro()
 	var out fsm.Flavor
-	if err := s.flavorApply(c, &fsm.CreateFlavor{Flavor: *f}, &out); err != nil {
+	if err := s.apply(c.Context(), &fsm.CreateFlavor{Flavor: *f}, &out); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, map[string]any{"flavor": s.flavorView(c, &out, true)})
@@ -680,7 +664,7 @@ func (s *Server) updateFlavor(c *Call) error {
 		return badRequest("%s", flvAdditional(extras))
 	}
 	var out fsm.Flavor
-	if err := s.flavorApply(c, &fsm.UpdateFlavorDescription{ID: c.Param("flavor_id"), Description: desc}, &out); err != nil {
+	if err := s.apply(c.Context(), &fsm.UpdateFlavorDescription{ID: c.Param("flavor_id"), Description: desc}, &out); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, map[string]any{"flavor": s.flavorView(c, &out, true)})
@@ -688,7 +672,7 @@ func (s *Server) updateFlavor(c *Call) error {
 
 // deleteFlavor is DELETE /flavors/{flavor_id} (202, as Nova answers).
 func (s *Server) deleteFlavor(c *Call) error {
-	if err := s.flavorApply(c, &fsm.DeleteFlavor{ID: c.Param("flavor_id")}, nil); err != nil {
+	if err := s.apply(c.Context(), &fsm.DeleteFlavor{ID: c.Param("flavor_id")}, nil); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusAccepted)

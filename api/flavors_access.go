@@ -74,7 +74,7 @@ func (s *Server) flavorAction(c *Call) error {
 		cmd = &fsm.RemoveFlavorAccess{FlavorID: id, ProjectID: tenant}
 	}
 	var projects []string
-	if err := s.flavorApply(c, cmd, &projects); err != nil {
+	if err := s.apply(c.Context(), cmd, &projects); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, flvAccessView(id, projects))

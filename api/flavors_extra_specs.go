@@ -386,7 +386,7 @@ func (s *Server) createFlavorExtraSpecs(c *Call) error {
 	if verr := flvCheckSpecValues(c, raw.(map[string]any), specs); verr != nil {
 		return verr
 	}
-	if err := s.flavorApply(c, &fsm.SetFlavorExtraSpecs{ID: c.Param("flavor_id"), Specs: specs}, nil); err != nil {
+	if err := s.apply(c.Context(), &fsm.SetFlavorExtraSpecs{ID: c.Param("flavor_id"), Specs: specs}, nil); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, map[string]any{"extra_specs": raw})
@@ -417,7 +417,7 @@ func (s *Server) updateFlavorExtraSpec(c *Call) error {
 	if _, ok := raw[key]; !ok {
 		return badRequest("Request body and URI mismatch")
 	}
-	if err := s.flavorApply(c, &fsm.SetFlavorExtraSpecs{ID: c.Param("flavor_id"), Specs: specs}, nil); err != nil {
+	if err := s.apply(c.Context(), &fsm.SetFlavorExtraSpecs{ID: c.Param("flavor_id"), Specs: specs}, nil); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, raw)
@@ -426,7 +426,7 @@ func (s *Server) updateFlavorExtraSpec(c *Call) error {
 // deleteFlavorExtraSpec is DELETE /flavors/{flavor_id}/os-extra_specs/{key}:
 // 200 with no body, as Nova answers.
 func (s *Server) deleteFlavorExtraSpec(c *Call) error {
-	if err := s.flavorApply(c, &fsm.DeleteFlavorExtraSpec{ID: c.Param("flavor_id"), Key: c.Param("key")}, nil); err != nil {
+	if err := s.apply(c.Context(), &fsm.DeleteFlavorExtraSpec{ID: c.Param("flavor_id"), Key: c.Param("key")}, nil); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusOK)

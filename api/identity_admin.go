@@ -72,23 +72,6 @@ func (s *Server) identityRead(c *Call) (*fsm.State, error) {
 	return s.node.State(), nil
 }
 
-// identityApply proposes cmd, waits until this controller has applied it
-// (so that the caller's next request here, its token checks included, sees
-// the write), and decodes the command's result into out when out is set.
-func (s *Server) identityApply(c *Call, cmd fsm.Command, out any) error {
-	resp, err := s.node.Apply(c.Context(), cmd)
-	if err != nil {
-		return err
-	}
-	if err := s.node.WaitApplied(c.Context(), resp.Index); err != nil {
-		return err
-	}
-	if out != nil {
-		return resp.Decode(out)
-	}
-	return nil
-}
-
 // identityNotFound is Keystone's 404: "Could not find project: <id>."
 func identityNotFound(what, id string) *Error {
 	return notFound("Could not find %s: %s.", what, id)

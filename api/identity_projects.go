@@ -156,7 +156,7 @@ func (s *Server) createProject(c *Call) error {
 		return identityMissing(err, "domain", domainID)
 	}
 	var p fsm.Project
-	err = s.identityApply(c, &fsm.CreateProject{Project: fsm.Project{
+	err = s.apply(c.Context(), &fsm.CreateProject{Project: fsm.Project{
 		ID: ids.Hex(), Name: name, DomainID: domainID, Description: description, Enabled: enabled, Tags: tags,
 	}}, &p)
 	if err != nil {
@@ -228,7 +228,7 @@ func (s *Server) updateProject(c *Call) error {
 		return err
 	}
 	var p fsm.Project
-	if err := s.identityApply(c, cmd, &p); err != nil {
+	if err := s.apply(c.Context(), cmd, &p); err != nil {
 		return identityMissing(err, "project", id)
 	}
 	return c.JSON(http.StatusOK, map[string]any{"project": s.projectView(c, &p)})
@@ -245,7 +245,7 @@ func (s *Server) deleteProject(c *Call) error {
 	if _, _, err := fsm.GetProject(st, id); err != nil {
 		return identityMissing(err, "project", id)
 	}
-	if err := s.identityApply(c, &fsm.DeleteProject{ID: id}, nil); err != nil {
+	if err := s.apply(c.Context(), &fsm.DeleteProject{ID: id}, nil); err != nil {
 		return identityMissing(err, "project", id)
 	}
 	return c.NoContent(http.StatusNoContent)

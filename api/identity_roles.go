@@ -65,7 +65,7 @@ func (s *Server) createRole(c *Call) error {
 		return err
 	}
 	var r fsm.Role
-	if err := s.identityApply(c, &fsm.CreateRole{Role: fsm.Role{ID: ids.Hex(), Name: name, Description: description}}, &r); err != nil {
+	if err := s.apply(c.Context(), &fsm.CreateRole{Role: fsm.Role{ID: ids.Hex(), Name: name, Description: description}}, &r); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusCreated, map[string]any{"role": s.roleView(c, &r)})
@@ -96,7 +96,7 @@ func (s *Server) deleteRole(c *Call) error {
 	if _, _, err := fsm.GetRole(st, id); err != nil {
 		return identityMissing(err, "role", id)
 	}
-	if err := s.identityApply(c, &fsm.DeleteRole{ID: id}, nil); err != nil {
+	if err := s.apply(c.Context(), &fsm.DeleteRole{ID: id}, nil); err != nil {
 		return identityMissing(err, "role", id)
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -155,7 +155,7 @@ func (s *Server) grantRole(c *Call, system bool) error {
 	if err != nil {
 		return err
 	}
-	if err := s.identityApply(c, &fsm.GrantRole{Assignment: a}, nil); err != nil {
+	if err := s.apply(c.Context(), &fsm.GrantRole{Assignment: a}, nil); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -192,7 +192,7 @@ func (s *Server) revokeRole(c *Call, system bool) error {
 	if !ok {
 		return assignmentNotFound(a)
 	}
-	if err := s.identityApply(c, &fsm.RevokeRole{Assignment: a}, nil); err != nil {
+	if err := s.apply(c.Context(), &fsm.RevokeRole{Assignment: a}, nil); err != nil {
 		if fe, isFSM := fsm.AsError(err); isFSM && fe.Kind == fsm.KindNotFound {
 			return assignmentNotFound(a) // revoked by someone else meanwhile
 		}

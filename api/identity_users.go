@@ -143,7 +143,7 @@ func (s *Server) createUser(c *Call) error {
 		}
 	}
 	var rec fsm.User
-	if err := s.identityApply(c, &fsm.CreateUser{User: u}, &rec); err != nil {
+	if err := s.apply(c.Context(), &fsm.CreateUser{User: u}, &rec); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusCreated, map[string]any{"user": s.userView(c, &rec)})
@@ -234,7 +234,7 @@ func (s *Server) updateUser(c *Call) error {
 		cmd.PasswordHash = &hash
 	}
 	var u fsm.User
-	if err := s.identityApply(c, cmd, &u); err != nil {
+	if err := s.apply(c.Context(), cmd, &u); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, map[string]any{"user": s.userView(c, &u)})
@@ -250,7 +250,7 @@ func (s *Server) deleteUser(c *Call) error {
 	if _, _, err := fsm.GetUser(st, id); err != nil {
 		return identityMissing(err, "user", id)
 	}
-	if err := s.identityApply(c, &fsm.DeleteUser{ID: id}, nil); err != nil {
+	if err := s.apply(c.Context(), &fsm.DeleteUser{ID: id}, nil); err != nil {
 		return identityMissing(err, "user", id)
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -294,7 +294,7 @@ func (s *Server) changePassword(c *Call) error {
 		return err
 	}
 	cmd := &fsm.UpdateUser{ID: id, PasswordHash: &hash, NowMicros: time.Now().UnixMicro()}
-	if err := s.identityApply(c, cmd, nil); err != nil {
+	if err := s.apply(c.Context(), cmd, nil); err != nil {
 		return identityMissing(err, "user", id)
 	}
 	return c.NoContent(http.StatusNoContent)

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -139,22 +138,6 @@ func (is *imageService) read(c *Call) (*fsm.State, error) {
 		return nil, err
 	}
 	return is.s.node.State(), nil
-}
-
-// apply proposes cmd, waits until this controller applied it, and decodes
-// the result into out when out is set.
-func (is *imageService) apply(ctx context.Context, cmd fsm.Command, out any) error {
-	resp, err := is.s.node.Apply(ctx, cmd)
-	if err != nil {
-		return err
-	}
-	if err := is.s.node.WaitApplied(ctx, resp.Index); err != nil {
-		return err
-	}
-	if out != nil {
-		return resp.Decode(out)
-	}
-	return nil
 }
 
 // imageNotFound is Glance's 404.

@@ -274,14 +274,14 @@ func (is *imageService) uploadData(c *Call) error {
 		return Errorf(http.StatusRequestEntityTooLarge, "Image exceeds the storage quota: at most %d bytes.", int64(imageSizeCap))
 	}
 	upload := ids.UUID()
-	if err := is.apply(c.Context(), &fsm.BeginUpload{ID: id, UploadID: upload, Now: time.Now().UnixMicro()}, nil); err != nil {
+	if err := is.s.apply(c.Context(), &fsm.BeginUpload{ID: id, UploadID: upload, Now: time.Now().UnixMicro()}, nil); err != nil {
 		return err
 	}
 	if err := is.receiveUpload(c, img, upload); err != nil {
 		// Glance's behaviour: a failed upload leaves the image queued.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if aerr := is.apply(ctx, &fsm.AbortUpload{ID: id, UploadID: upload, Now: time.Now().UnixMicro()}, nil); aerr != nil && !errors.Is(aerr, fsm.ErrNotFound) {
+		if aerr := is.s.apply(ctx, &fsm.AbortUpload{ID: id, UploadID: upload, Now: time.Now().UnixMicro()}, nil); aerr != nil && !errors.Is(aerr, fsm.ErrNotFound) {
 			c.Log.Warn("returning the image to queued after a failed upload failed", "image", id, "error", aerr)
 		}
 		// A blob stored by the failed upload stays: another upload of the
@@ -328,7 +328,7 @@ func (is *imageService) receiveUpload(c *Call, img *fsm.Image, upload string) er
 		return Errorf(http.StatusServiceUnavailable,
 			"The image data could not be copied to another controller, so it would not survive the loss of this one; retry the upload (request %s).", c.RequestID)
 	}
-	err = is.apply(c.Context(), &fsm.FinishUpload{
+	err = is.s.apply(c.Context(), &fsm.FinishUpload{
 		ID: img.ID, UploadID: upload, Size: sums.Size, Checksum: sums.MD5, OSHashValue: sums.SHA512,
 		SHA256: sums.SHA256, Locations: locations, Now: time.Now().UnixMicro(),
 	}, nil)
@@ -518,7 +518,7 @@ func (is *imageService) fetch(ctx context.Context, img *fsm.Image) error {
 	}
 	self := is.s.node.Name()
 	if !slices.Contains(img.Locations, self) {
-		err := is.apply(ctx, &fsm.AddImageLocation{ID: img.ID, SHA256: img.SHA256, Location: self}, nil)
+		err := is.s.apply(ctx, &fsm.AddImageLocation{ID: img.ID, SHA256: img.SHA256, Location: self}, nil)
 		if err != nil {
 			is.log.Warn("recording a new location of image data failed", "image", img.ID, "error", err)
 		}

@@ -252,7 +252,7 @@ func (is *imageService) createImage(c *Call) error {
 	now := time.Now().UnixMicro()
 	img.CreatedAt, img.UpdatedAt = now, now
 	var out fsm.Image
-	if err := is.apply(c.Context(), &fsm.CreateImage{Image: img}, &out); err != nil {
+	if err := is.s.apply(c.Context(), &fsm.CreateImage{Image: img}, &out); err != nil {
 		return err
 	}
 	c.W.Header().Set("Location", is.s.publicURL(c.R)+"/image/v2/images/"+out.ID)
@@ -570,7 +570,7 @@ func (is *imageService) deleteImage(c *Call) error {
 // FSM as a conflict; Glance answers that with 403.
 func (is *imageService) removeImage(c *Call, id string) (*fsm.Image, error) {
 	var gone fsm.Image
-	err := is.apply(c.Context(), &fsm.DeleteImage{ID: id}, &gone)
+	err := is.s.apply(c.Context(), &fsm.DeleteImage{ID: id}, &gone)
 	if errors.Is(err, fsm.ErrConflict) {
 		if st, rerr := is.read(c); rerr == nil {
 			if img, _, gerr := fsm.GetImage(st, id); gerr == nil && img.Protected {
@@ -635,7 +635,7 @@ func (is *imageService) updateImage(c *Call, id string, msgs imageMessages, muta
 			img.Tags = nil
 		}
 		var out fsm.Image
-		err = is.apply(c.Context(), &fsm.UpdateImage{Image: img, IfModifyIndex: meta.ModifyIndex, Now: time.Now().UnixMicro()}, &out)
+		err = is.s.apply(c.Context(), &fsm.UpdateImage{Image: img, IfModifyIndex: meta.ModifyIndex, Now: time.Now().UnixMicro()}, &out)
 		if errors.Is(err, fsm.ErrConflict) && attempt < 5 {
 			if st, rerr := is.read(c); rerr == nil {
 				if _, m2, gerr := fsm.GetImage(st, id); gerr == nil && m2.ModifyIndex != meta.ModifyIndex {
@@ -754,7 +754,7 @@ func (is *imageService) createMember(c *Call) error {
 		return Errorf(http.StatusRequestEntityTooLarge, "Maximum number of image members exceeded: at most %d are allowed.", fsm.ImageMaxMembers)
 	}
 	var m fsm.ImageMember
-	if err := is.apply(c.Context(), &fsm.AddImageMember{ImageID: id, Member: member, Now: time.Now().UnixMicro()}, &m); err != nil {
+	if err := is.s.apply(c.Context(), &fsm.AddImageMember{ImageID: id, Member: member, Now: time.Now().UnixMicro()}, &m); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, memberView(id, &m))
@@ -807,7 +807,7 @@ func (is *imageService) updateMember(c *Call) error {
 		return forbidden("You are not permitted to modify 'status' on this image member.")
 	}
 	var out fsm.ImageMember
-	if err := is.apply(c.Context(), &fsm.UpdateImageMember{ImageID: img.ID, Member: m.MemberID, Status: status, Now: time.Now().UnixMicro()}, &out); err != nil {
+	if err := is.s.apply(c.Context(), &fsm.UpdateImageMember{ImageID: img.ID, Member: m.MemberID, Status: status, Now: time.Now().UnixMicro()}, &out); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, memberView(img.ID, &out))
@@ -823,7 +823,7 @@ func (is *imageService) deleteMember(c *Call) error {
 	if !canModify(c.Auth, img) {
 		return forbidden("You are not authorized to complete delete_member action.")
 	}
-	if err := is.apply(c.Context(), &fsm.DeleteImageMember{ImageID: img.ID, Member: m.MemberID}, nil); err != nil {
+	if err := is.s.apply(c.Context(), &fsm.DeleteImageMember{ImageID: img.ID, Member: m.MemberID}, nil); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)

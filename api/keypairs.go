@@ -63,22 +63,6 @@ func (s *Server) keypairRead(c *Call) (*fsm.State, error) {
 	return s.node.State(), nil
 }
 
-// keypairApply proposes cmd, waits until this controller applied it and
-// decodes its result into out.
-func (s *Server) keypairApply(c *Call, cmd fsm.Command, out any) error {
-	resp, err := s.node.Apply(c.Context(), cmd)
-	if err != nil {
-		return err
-	}
-	if err := s.node.WaitApplied(c.Context(), resp.Index); err != nil {
-		return err
-	}
-	if out != nil {
-		return resp.Decode(out)
-	}
-	return nil
-}
-
 // keypairTime renders unix microseconds as Nova renders its datetimes.
 func keypairTime(micros int64) string {
 	return time.UnixMicro(micros).UTC().Format("2006-01-02T15:04:05.000000")
@@ -141,7 +125,7 @@ func (s *Server) createKeypair(c *Call) error {
 	}
 	k.CreatedAt = time.Now().UnixMicro()
 	var stored fsm.Keypair
-	if err := s.keypairApply(c, &fsm.CreateKeypair{Keypair: k, ProjectID: c.Auth.ProjectID}, &stored); err != nil {
+	if err := s.apply(c.Context(), &fsm.CreateKeypair{Keypair: k, ProjectID: c.Auth.ProjectID}, &stored); err != nil {
 		return err
 	}
 	view := keypairView(&stored, c.Version, "create")
@@ -250,7 +234,7 @@ func (s *Server) deleteKeypair(c *Call) error {
 		return err
 	}
 	cmd := &fsm.DeleteKeypair{UserID: userID, Name: name, ProjectID: c.Auth.ProjectID}
-	if err := s.keypairApply(c, cmd, nil); err != nil {
+	if err := s.apply(c.Context(), cmd, nil); err != nil {
 		return err
 	}
 	if !c.Version.AtLeast(2, 2) {

@@ -255,7 +255,7 @@ func (s *Server) updateQuotaSet(c *Call) error {
 	if err != nil {
 		return err
 	}
-	if err := s.identityApply(c, &fsm.SetQuota{ProjectID: id, UserID: user, Limits: limits, Force: force}, nil); err != nil {
+	if err := s.apply(c.Context(), &fsm.SetQuota{ProjectID: id, UserID: user, Limits: limits, Force: force}, nil); err != nil {
 		return err
 	}
 	var cur map[string]int64
@@ -278,7 +278,7 @@ func (s *Server) deleteQuotaSet(c *Call) error {
 	if err != nil {
 		return err
 	}
-	if err := s.identityApply(c, &fsm.DeleteQuota{ProjectID: c.Param("tenant_id"), UserID: user}, nil); err != nil {
+	if err := s.apply(c.Context(), &fsm.DeleteQuota{ProjectID: c.Param("tenant_id"), UserID: user}, nil); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusAccepted)
@@ -315,7 +315,7 @@ func (s *Server) updateQuotaClassSet(c *Call) error {
 	if err := fsm.ValidQuotaClassName(class); err != nil {
 		return err
 	}
-	if err := s.identityApply(c, &fsm.SetQuotaClass{Class: class, Limits: limits}, nil); err != nil {
+	if err := s.apply(c.Context(), &fsm.SetQuotaClass{Class: class, Limits: limits}, nil); err != nil {
 		return err
 	}
 	cur, err := fsm.QuotaClassLimits(s.node.State(), class)

@@ -264,9 +264,6 @@ func (s *Server) createServer(c *Call) error {
 	if err := resp.Decode(&res); err != nil {
 		return err
 	}
-	if err := s.node.WaitApplied(c.Context(), resp.Index); err != nil {
-		return err
-	}
 	if returnResv {
 		return c.JSON(http.StatusAccepted, map[string]any{"reservation_id": resv})
 	}
