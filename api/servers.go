@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -308,18 +309,10 @@ func parseNetworks(c *Call, raw json.RawMessage) (string, error) {
 
 func jsonTypeHint(err error) string {
 	var te *json.UnmarshalTypeError
-	if ok := asTypeError(err, &te); ok {
+	if errors.As(err, &te) {
 		return fmt.Sprintf("%s is not of type '%s'", te.Value, jsonTypeName(te.Type.Kind().String()))
 	}
 	return err.Error()
-}
-
-func asTypeError(err error, te **json.UnmarshalTypeError) bool {
-	e, ok := err.(*json.UnmarshalTypeError)
-	if ok {
-		*te = e
-	}
-	return ok
 }
 
 func jsonTypeName(kind string) string {

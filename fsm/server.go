@@ -336,8 +336,7 @@ func applyCreateServers(tx *Txn, c *CreateServers) (any, error) {
 		if qerr = ChargeQuota(tx, first.ProjectID, first.UserID, charge(count)); qerr == nil {
 			break
 		}
-		var e *Error
-		if !errorsAsFSM(qerr, &e) || e.Kind != KindQuota {
+		if e, ok := AsError(qerr); !ok || e.Kind != KindQuota {
 			return nil, qerr
 		}
 	}
@@ -360,14 +359,6 @@ func applyCreateServers(tx *Txn, c *CreateServers) (any, error) {
 		res.IDs = append(res.IDs, s.ID)
 	}
 	return res, nil
-}
-
-func errorsAsFSM(err error, e **Error) bool {
-	x, ok := AsError(err)
-	if ok {
-		*e = x
-	}
-	return ok
 }
 
 // liveServer returns the server id unless it is missing or deleted.
