@@ -1,6 +1,10 @@
 package cluster
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/keel-cloud/keel/internal/clusterauth"
+)
 
 // Errors a caller of Node can act on. The API maps them to faults in one
 // place; messages say what the operator can do.
@@ -11,5 +15,5 @@ var (
 	// ErrShutdown: the node is shutting down.
 	ErrShutdown = errors.New("this controller is shutting down")
 	// ErrUnauthorized: an internal call carried no valid cluster-key signature.
-	ErrUnauthorized = errors.New("internal call not authenticated: the caller's cluster key differs from this controller's")
+	ErrUnauthorized = clusterauth.ErrUnauthorized
 )

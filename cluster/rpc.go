@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/keel-cloud/keel/internal/clusterauth"
 	"io"
 	"net"
 	"net/http"
@@ -188,7 +189,7 @@ func (n *Node) Authenticate(next http.Handler) http.Handler { return n.authentic
 
 func (n *Node) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := verifySignature(r, n.cfg.ClusterKey); err != nil {
+		if err := clusterauth.Verify(r, n.cfg.ClusterKey); err != nil {
 			n.log.Warn("rejected an internal call", "remote", r.RemoteAddr, "path", r.URL.Path, "error", err)
 			writeError(w, err)
 			return
