@@ -21,6 +21,9 @@ const (
 	// KindQuota: applying the command would exceed a quota. 403 (Nova's
 	// "Quota exceeded").
 	KindQuota
+	// KindForbidden: the caller may not do this to this record (an owner
+	// lifting an administrator's lock). 403.
+	KindForbidden
 )
 
 func (k Kind) String() string {
@@ -33,6 +36,8 @@ func (k Kind) String() string {
 		return "conflict"
 	case KindQuota:
 		return "quota exceeded"
+	case KindForbidden:
+		return "forbidden"
 	case KindInternal:
 		return "internal error"
 	}

@@ -100,6 +100,22 @@ type Server struct {
 	SchedulerHints   map[string]any    `json:"scheduler_hints,omitempty"`
 	Fault            *ServerFault      `json:"fault,omitempty"`
 	Deleted          bool              `json:"deleted,omitempty"`
+
+	// Generation is the Raft index of the server's latest placement on a
+	// host: agents act only on the newest generation they have seen.
+	Generation uint64 `json:"generation,omitempty"`
+	// Attempts counts placements (build attempts); RetryHosts are the
+	// hosts a build failed on, which the scheduler skips.
+	Attempts   int      `json:"attempts,omitempty"`
+	RetryHosts []string `json:"retry_hosts,omitempty"`
+	// ForcedHost is the host an administrator asked for
+	// (availability_zone "zone:host", or 2.74's host).
+	ForcedHost string `json:"forced_host,omitempty"`
+	// LockedBy is "owner" or "admin" (Nova's locked_by).
+	LockedBy string `json:"locked_by,omitempty"`
+	// ActionSeq numbers the server's instance actions; the newest is the
+	// one its current task belongs to.
+	ActionSeq uint64 `json:"action_seq,omitempty"`
 }
 
 // ServerFault is why a server is in ERROR.
@@ -137,8 +153,12 @@ const (
 // many as it allows, as Nova does. Servers holds MaxCount fully formed
 // servers (ids, names, launch indexes made by the proposer).
 type CreateServers struct {
-	Servers  []Server `json:"servers"`
-	MinCount int      `json:"min_count"`
+	Servers   []Server `json:"servers"`
+	MinCount  int      `json:"min_count"`
+	RequestID string   `json:"request_id,omitempty"`
+	// GroupID is the server group of the scheduler hint "group"; the
+	// servers become its members (within its member quota).
+	GroupID string `json:"group_id,omitempty"`
 	// MetadataLimit is not carried: the metadata_items quota is read here.
 }
 
@@ -164,12 +184,17 @@ type UpdateServer struct {
 func (*UpdateServer) CommandType() CommandType { return CmdUpdateServer }
 func (*UpdateServer) CommandVersion() uint8    { return 1 }
 
-// DeleteServer deletes a server. Until servers run on hosts, deleting one
-// that was never placed removes it at once (Nova's "local delete"); its
-// quota is released and a tombstone kept for changes-since.
+// DeleteServer deletes a server. One never placed on a host is removed at
+// once (Nova's "local delete"); one on a host gets the task "deleting", and
+// is removed when its agent reports the domain and disk gone. Either way
+// its quota is released at removal and a tombstone kept for changes-since.
 type DeleteServer struct {
-	ID  string `json:"id"`
-	Now int64  `json:"now"`
+	ID        string `json:"id"`
+	Admin     bool   `json:"admin,omitempty"` // administrators may delete locked servers
+	RequestID string `json:"request_id,omitempty"`
+	UserID    string `json:"user_id,omitempty"`
+	ProjectID string `json:"project_id,omitempty"`
+	Now       int64  `json:"now"`
 }
 
 func (*DeleteServer) CommandType() CommandType { return CmdDeleteServer }
@@ -346,8 +371,15 @@ func applyCreateServers(tx *Txn, c *CreateServers) (any, error) {
 	res := CreateServersResult{}
 	for i := 0; i < count; i++ {
 		s := c.Servers[i]
-		s.Status, s.VMState, s.TaskState = StatusBuild, VMBuilding, TaskScheduling
+		s.setState(VMBuilding, TaskScheduling)
+		s.Host, s.Node, s.Generation, s.Attempts, s.RetryHosts, s.ActionSeq = "", "", 0, 0, nil, 0
+		if err := recordAction(tx, &s, "create", c.RequestID, s.UserID, s.ProjectID, s.CreatedAt, "conductor_schedule_and_build_instances"); err != nil {
+			return nil, err
+		}
 		if err := putServer(tx, &s); err != nil {
+			return nil, err
+		}
+		if err := tx.PutIndex(TableServer, IndexServerPending, s.ID, pendingKey(&s)...); err != nil {
 			return nil, err
 		}
 		if err := tx.PutIndex(TableServer, IndexServerProject, s.ID, append([]string{s.ProjectID}, newestFirst(&s)...)...); err != nil {
@@ -357,6 +389,11 @@ func applyCreateServers(tx *Txn, c *CreateServers) (any, error) {
 			return nil, err
 		}
 		res.IDs = append(res.IDs, s.ID)
+	}
+	if c.GroupID != "" {
+		if err := AddServerGroupMembers(tx, c.GroupID, res.IDs); err != nil {
+			return nil, err
+		}
 	}
 	return res, nil
 }
@@ -408,28 +445,28 @@ func applyDeleteServer(tx *Txn, c *DeleteServer) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.Locked {
+	if s.Locked && !c.Admin {
 		return nil, Errorf(KindConflict, "Instance %s is locked", s.ID)
 	}
-	if err := ChargeQuota(tx, s.ProjectID, s.UserID, map[string]int64{
-		"instances": -1, "cores": -int64(s.Flavor.VCPUs), "ram": -int64(s.Flavor.RAM),
-	}); err != nil {
+	if s.TaskState == TaskDeleting {
+		return nil, nil // already being deleted: Nova answers 204 again
+	}
+	user, project := c.UserID, c.ProjectID
+	if user == "" {
+		user, project = s.UserID, s.ProjectID
+	}
+	if s.Host == "" {
+		if err := recordAction(tx, s, "delete", c.RequestID, user, project, c.Now, ""); err != nil {
+			return nil, err
+		}
+		return nil, tombstone(tx, s, c.Now)
+	}
+	s.setState(s.VMState, TaskDeleting)
+	s.UpdatedAt = c.Now
+	if err := recordAction(tx, s, "delete", c.RequestID, user, project, c.Now, "compute_terminate_instance"); err != nil {
 		return nil, err
 	}
-	// Not placed on a host yet: deleted at once (Nova's local delete).
-	// The record stays as a tombstone for changes-since listings.
-	s.Deleted, s.Status, s.VMState, s.TaskState = true, StatusDeleted, VMDeleted, ""
-	s.UpdatedAt, s.TerminatedAt = c.Now, c.Now
-	if err := tx.DeleteIndex(TableServer, IndexServerProject, s.ID, append([]string{s.ProjectID}, newestFirst(s)...)...); err != nil {
-		return nil, err
-	}
-	if err := tx.DeleteIndex(TableServer, IndexServerCreated, s.ID, newestFirst(s)...); err != nil {
-		return nil, err
-	}
-	if err := tx.PutIndex(TableServer, IndexServerDeleted, s.ID, s.ProjectID); err != nil {
-		return nil, err
-	}
-	return nil, putServer(tx, s)
+	return nil, saveServer(tx, s)
 }
 
 func applySetServerMetadata(tx *Txn, c *SetServerMetadata) (any, error) {
