@@ -1,6 +1,7 @@
 package api
 
 import (
+	"maps"
 	"net/http"
 	"slices"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/hashicorp/serf/serf"
 
 	"github.com/keel-cloud/keel/cluster"
+	"github.com/keel-cloud/keel/fsm"
 )
 
 // Availability zones (os-availability-zone). Compute hosts will bring their
@@ -34,9 +36,32 @@ func (s *Server) registerAvailabilityZones() {
 // listAvailabilityZones is GET /os-availability-zone: the zones users may
 // pick, without hosts (the internal zone is hidden).
 func (s *Server) listAvailabilityZones(c *Call) error {
-	return c.JSON(http.StatusOK, map[string]any{"availabilityZoneInfo": []any{
-		map[string]any{"zoneName": azDefault, "zoneState": map[string]any{"available": true}, "hosts": nil},
-	}})
+	if err := s.node.Consistent(c.Context()); err != nil {
+		return err
+	}
+	zones, err := s.zones(s.node.State())
+	if err != nil {
+		return err
+	}
+	out := []any{}
+	for _, z := range slices.Sorted(maps.Keys(zones)) {
+		out = append(out, map[string]any{"zoneName": z, "zoneState": map[string]any{"available": true}, "hosts": nil})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"availabilityZoneInfo": out})
+}
+
+// zones are the availability zones servers may ask for: the default zone
+// and the zones of the compute hosts.
+func (s *Server) zones(r fsm.Reader) (map[string]bool, error) {
+	hosts, err := fsm.ListHosts(r)
+	if err != nil {
+		return nil, err
+	}
+	zones := map[string]bool{azDefault: true}
+	for _, h := range hosts {
+		zones[h.Zone] = true
+	}
+	return zones, nil
 }
 
 // listAvailabilityZonesDetail is GET /os-availability-zone/detail: every
@@ -63,8 +88,21 @@ func (s *Server) listAvailabilityZonesDetail(c *Call) error {
 		}
 		hosts[m.Name] = services
 	}
-	return c.JSON(http.StatusOK, map[string]any{"availabilityZoneInfo": []any{
-		map[string]any{"zoneName": azInternal, "zoneState": map[string]any{"available": true}, "hosts": hosts},
-		map[string]any{"zoneName": azDefault, "zoneState": map[string]any{"available": true}, "hosts": map[string]any{}},
-	}})
+	out := []any{map[string]any{"zoneName": azInternal, "zoneState": map[string]any{"available": true}, "hosts": hosts}}
+	computes, err := fsm.ListHosts(s.node.State())
+	if err != nil {
+		return err
+	}
+	byZone := map[string]map[string]any{azDefault: {}}
+	for _, h := range computes {
+		if byZone[h.Zone] == nil {
+			byZone[h.Zone] = map[string]any{}
+		}
+		byZone[h.Zone][h.Host] = map[string]any{"nova-compute": map[string]any{
+			"available": !h.ForcedDown, "active": !h.Disabled, "updated_at": actionTime(h.UpdatedAt)}}
+	}
+	for _, z := range slices.Sorted(maps.Keys(byZone)) {
+		out = append(out, map[string]any{"zoneName": z, "zoneState": map[string]any{"available": true}, "hosts": byZone[z]})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"availabilityZoneInfo": out})
 }

@@ -16,6 +16,7 @@ func (s *Server) registerCompute() {
 	s.registerAvailabilityZones()
 	s.registerQuotas()
 	s.registerServers()
+	s.registerServerGroups()
 }
 
 // computeVersionUpdated is the "updated" stamp Nova gives v2.1.

@@ -60,7 +60,7 @@ func faultFor(err error, requestID string) *Error {
 			return notFound("%s", fe.Message)
 		case fsm.KindConflict:
 			return conflict("%s", fe.Message)
-		case fsm.KindQuota:
+		case fsm.KindQuota, fsm.KindForbidden:
 			return forbidden("%s", fe.Message)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/keel-cloud/keel/cluster"
 	"github.com/keel-cloud/keel/fsm"
+	"github.com/keel-cloud/keel/scheduler"
 )
 
 const testAdminPassword = "secret-admin-password"
@@ -22,9 +23,20 @@ type apiCluster struct {
 
 func newAPICluster(t testing.TB, n int) *apiCluster {
 	t.Helper()
+	return newAPIClusterWith(t, n, false)
+}
+
+// newAPIClusterWith starts n controllers; withScheduler registers the
+// scheduler's leader loop too (without it, servers stay pending: tests of
+// the API alone keep a state no loop changes under them).
+func newAPIClusterWith(t testing.TB, n int, withScheduler bool) *apiCluster {
+	t.Helper()
 	ac := &apiCluster{TestCluster: cluster.NewEmptyTestCluster(t), servers: map[string]*Server{}}
 	ac.Handler = func(tn *cluster.TestNode) http.Handler {
 		s := New(Config{Node: tn.Node, PublicURL: "http://" + tn.Cfg.APIAddr, AdminPassword: testAdminPassword, DataDir: tn.Dir()})
+		if withScheduler {
+			scheduler.Register(tn.Node, scheduler.Config{}, nil)
+		}
 		ac.servers[tn.Cfg.Name] = s
 		return s
 	}

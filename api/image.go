@@ -70,6 +70,7 @@ func (s *Server) registerImage() {
 		fetches:  map[string]*blobFetch{},
 		verified: map[string]bool{},
 	}
+	s.images = is
 	if s.cfg.DataDir == "" {
 		is.blobsErr = errors.New("the controller has no data directory")
 	} else if b, err := blobstore.Open(filepath.Join(s.cfg.DataDir, "images")); err != nil {

@@ -21,5 +21,10 @@ func init() {
 		"GET " + p + "/{server_id}/tags/{tag}":        ProjectReader,
 		"PUT " + p + "/{server_id}/tags/{tag}":        ProjectMember,
 		"DELETE " + p + "/{server_id}/tags/{tag}":     ProjectMember,
+		// Actions: members of the server's project (the FSM decides what
+		// an administrator may do beyond, such as lifting an admin's lock).
+		"POST " + p + "/{server_id}/action":                          ProjectMember,
+		"GET " + p + "/{server_id}/os-instance-actions":              ProjectReader,
+		"GET " + p + "/{server_id}/os-instance-actions/{request_id}": ProjectReader,
 	})
 }

@@ -80,6 +80,9 @@ type Server struct {
 	routes  []Route
 	metrics *metrics
 	tokens  *tokenValidator
+	images  *imageService
+	// hostClient calls the agents' internal API (console output).
+	hostClient *http.Client
 }
 
 // maxBodyBytes bounds a JSON request body, as Nova's
@@ -96,11 +99,13 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, node: cfg.Node, log: cfg.Logger, mux: http.NewServeMux()}
 	s.metrics = newMetrics(cfg.Node)
+	s.hostClient = &http.Client{Timeout: 30 * time.Second}
 	s.tokens = newTokenValidator(cfg.Node)
 	s.registerHealth()
 	s.registerCompute()
 	s.registerIdentity()
 	s.registerImage()
+	s.registerHostAPI()
 	internal := cfg.Node.Handler()
 	s.mux.Handle("/internal/v1/", internal)
 	s.mux.Handle("GET /metrics", s.metrics.handler())

@@ -28,8 +28,10 @@ func (s *Server) registerServers() {
 	route("GET", "/{server_id}", ProjectReader, s.showServer)
 	route("PUT", "/{server_id}", ProjectMember, s.updateServer)
 	route("DELETE", "/{server_id}", ProjectMember, s.deleteServer)
+	route("POST", "/{server_id}/action", ProjectMember, s.serverAction)
 	s.registerServerMetadata(route)
 	s.registerServerTags(route)
+	s.registerInstanceActions(route)
 }
 
 // serverFor loads a server the caller may see: another project's is a 404.
@@ -67,7 +69,9 @@ func refID(ref string) string {
 
 func (s *Server) createServer(c *Call) error {
 	var body struct {
-		Server map[string]json.RawMessage `json:"server"`
+		Server   map[string]json.RawMessage `json:"server"`
+		Hints    map[string]any             `json:"os:scheduler_hints"`
+		HintsOld map[string]any             `json:"OS-SCH-HNT:scheduler_hints"`
 	}
 	if err := c.Decode(&body); err != nil {
 		return err
@@ -76,6 +80,14 @@ func (s *Server) createServer(c *Call) error {
 		return badRequest("Invalid input: 'server' is a required property.")
 	}
 	raw := body.Server
+	hints := body.Hints
+	if hints == nil {
+		hints = body.HintsOld
+	}
+	groupID, err := parseSchedulerHints(hints)
+	if err != nil {
+		return err
+	}
 	for k := range raw {
 		if !createServerKeys[k] {
 			return badRequest("Invalid input for field/attribute server. Additional properties are not allowed ('%s' was unexpected)", k)
@@ -93,6 +105,7 @@ func (s *Server) createServer(c *Call) error {
 	}
 	var (
 		name, flavorRef, imageRef, keyName, userData, az, adminPass string
+		host, hypervisorHostname                                    string
 		description                                                 *string
 		metadata                                                    map[string]string
 		tags                                                        []string
@@ -107,6 +120,7 @@ func (s *Server) createServer(c *Call) error {
 		{"name", &name}, {"flavorRef", &flavorRef}, {"imageRef", &imageRef}, {"key_name", &keyName},
 		{"user_data", &userData}, {"availability_zone", &az}, {"adminPass", &adminPass}, {"metadata", &metadata},
 		{"min_count", &minCount}, {"max_count", &maxCount}, {"return_reservation_id", &returnResv}, {"networks", &networks},
+		{"host", &host}, {"hypervisor_hostname", &hypervisorHostname},
 	} {
 		if err := field(f.name, f.v); err != nil {
 			return err
@@ -188,11 +202,20 @@ func (s *Server) createServer(c *Call) error {
 	if err != nil {
 		return err
 	}
-	if az == "" {
-		az = "nova"
+	for _, k := range []string{"host", "hypervisor_hostname"} {
+		if _, ok := raw[k]; ok && !c.Version.AtLeast(2, 74) {
+			return badRequest("Invalid input for field/attribute server. Additional properties are not allowed ('%s' was unexpected)", k)
+		}
 	}
-	if az != "nova" {
-		return badRequest("The requested availability zone is not available")
+	// "zone:host" (or "zone:host:node", "zone::node") forces a host, as
+	// 2.74's host does: administrators only.
+	forcedHost := first(host, hypervisorHostname)
+	if zone, rest, ok := strings.Cut(az, ":"); ok {
+		h, node, _ := strings.Cut(rest, ":")
+		az, forcedHost = zone, first(h, node)
+	}
+	if forcedHost != "" && !c.Auth.IsAdmin() {
+		return forbidden("Policy doesn't allow os_compute_api:servers:create:forced_host to be performed.")
 	}
 	if adminPass == "" {
 		adminPass = generatePassword()
@@ -202,6 +225,30 @@ func (s *Server) createServer(c *Call) error {
 		return err
 	}
 	st := s.node.State()
+	if az != "" {
+		zones, err := s.zones(st)
+		if err != nil {
+			return err
+		}
+		if !zones[az] {
+			return badRequest("The requested availability zone is not available")
+		}
+	}
+	if forcedHost != "" {
+		h, _, err := fsm.GetHost(st, forcedHost)
+		if err != nil {
+			return badRequest("Compute host %s could not be found.", forcedHost)
+		}
+		if az != "" && h.Zone != az {
+			return badRequest("The requested availability zone is not available")
+		}
+	}
+	if groupID != "" {
+		g, _, err := fsm.GetServerGroup(st, groupID)
+		if err != nil || !c.Auth.CanAccessProject(g.ProjectID) {
+			return badRequest("Instance group %s could not be found.", groupID)
+		}
+	}
 	flavor, _, err := fsm.GetFlavor(st, refID(flavorRef))
 	if err != nil {
 		return badRequest("Flavor %s could not be found.", refID(flavorRef))
@@ -250,19 +297,17 @@ func (s *Server) createServer(c *Call) error {
 			Flavor: fsm.ServerFlavor{ID: flavor.ID, Name: flavor.Name, VCPUs: flavor.VCPUs, RAM: flavor.RAM,
 				Disk: flavor.Disk, Ephemeral: flavor.Ephemeral, Swap: flavor.Swap, ExtraSpecs: flavor.ExtraSpecs},
 			ImageID: image.ID, KeyName: keyName, KeyData: keyData, Metadata: metadata, Tags: tags,
-			UserData: userData, AvailabilityZone: az, ReservationID: resv, LaunchIndex: i,
+			UserData: userData, AvailabilityZone: az, PinnedAZ: az, ForcedHost: forcedHost,
+			ReservationID: resv, LaunchIndex: i, SchedulerHints: hints,
 			Hostname: hostnameFor(n), Networks: nets, CreatedAt: now, UpdatedAt: now,
 		}
 	}
 	if c.Auth.ProjectID == "" {
 		return forbidden("Creating a server needs a project-scoped token.")
 	}
-	resp, err := s.node.Apply(c.Context(), &fsm.CreateServers{Servers: servers, MinCount: minCount})
-	if err != nil {
-		return err
-	}
 	var res fsm.CreateServersResult
-	if err := resp.Decode(&res); err != nil {
+	cmd := &fsm.CreateServers{Servers: servers, MinCount: minCount, RequestID: c.RequestID, GroupID: groupID}
+	if err := s.apply(c.Context(), cmd, &res); err != nil {
 		return err
 	}
 	if returnResv {
@@ -454,7 +499,11 @@ func (s *Server) updateServer(c *Call) error {
 		}
 	}
 	if c.Version.AtLeast(2, 71) {
-		v["server_groups"] = []string{}
+		groups := []string{}
+		if g, err := fsm.ServerGroupOf(s.node.State(), srv.ID); err == nil && g != nil {
+			groups = append(groups, g.ID)
+		}
+		v["server_groups"] = groups
 	}
 	return c.JSON(http.StatusOK, map[string]any{"server": v})
 }
@@ -464,8 +513,39 @@ func (s *Server) deleteServer(c *Call) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.node.Apply(c.Context(), &fsm.DeleteServer{ID: srv.ID, Now: time.Now().UnixMicro()}); err != nil {
+	cmd := &fsm.DeleteServer{ID: srv.ID, Admin: c.Auth.IsAdmin(), RequestID: c.RequestID, UserID: c.Auth.UserID,
+		ProjectID: c.Auth.ProjectID, Now: time.Now().UnixMicro()}
+	if err := s.apply(c.Context(), cmd, nil); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
+}
+
+// parseSchedulerHints checks the hints Keel's filters read (Nova's schema
+// leaves others free) and returns the server group named by "group".
+func parseSchedulerHints(h map[string]any) (string, error) {
+	var group string
+	if v, ok := h["group"]; ok {
+		g, ok := v.(string)
+		if !ok || !ids.IsUUID(g) {
+			return "", badRequest("Invalid input for field/attribute group. Value: %s. %s is not a 'uuid'", pyRepr(v), pyRepr(v))
+		}
+		group = g
+	}
+	for _, k := range []string{"same_host", "different_host"} {
+		v, ok := h[k]
+		if !ok {
+			continue
+		}
+		list, isList := v.([]any)
+		if !isList {
+			list = []any{v}
+		}
+		for _, x := range list {
+			if id, ok := x.(string); !ok || !ids.IsUUID(id) {
+				return "", badRequest("Invalid input for field/attribute %s. Value: %s. %s is not a 'uuid'", k, pyRepr(v), pyRepr(x))
+			}
+		}
+	}
+	return group, nil
 }

@@ -23,7 +23,19 @@ type computeCloud struct {
 
 func newComputeCloud(t testing.TB, n int) *computeCloud {
 	t.Helper()
-	ac := newAPICluster(t, n)
+	return newComputeCloudWith(t, n, false)
+}
+
+// newSchedulingCloud is a compute cloud whose leader schedules servers
+// (hosts are the test's to start).
+func newSchedulingCloud(t testing.TB, n int) *computeCloud {
+	t.Helper()
+	return newComputeCloudWith(t, n, true)
+}
+
+func newComputeCloudWith(t testing.TB, n int, withScheduler bool) *computeCloud {
+	t.Helper()
+	ac := newAPIClusterWith(t, n, withScheduler)
 	cc := &computeCloud{apiCluster: ac, admin: login(t, ac.url(0), "admin", testAdminPassword, projectScope("admin"))}
 	cluster.WaitFor(t, 10*time.Second, "the default flavors", func() bool {
 		return do(t, "GET", ac.url(0)+"/compute/v2.1/flavors/1", cc.admin, nil).Status == 200

@@ -127,7 +127,7 @@ func (s *Server) serverView(c *Call, srv *fsm.Server, detail bool) map[string]an
 		v["locked"] = srv.Locked
 	}
 	if c.Version.AtLeast(2, 16) && admin {
-		v["host_status"] = ""
+		v["host_status"] = s.hostStatusOf(srv.Host)
 	}
 	if c.Version.AtLeast(2, 19) {
 		var d any
@@ -160,6 +160,24 @@ func (s *Server) serverView(c *Call, srv *fsm.Server, detail bool) map[string]an
 		v["scheduler_hints"] = hints
 	}
 	return v
+}
+
+// hostStatusOf is Nova's host_status (2.16): UP, DOWN (forced down),
+// MAINTENANCE (disabled), UNKNOWN, or "" for a server without a host.
+func (s *Server) hostStatusOf(host string) string {
+	if host == "" {
+		return ""
+	}
+	h, _, err := fsm.GetHost(s.node.State(), host)
+	switch {
+	case err != nil:
+		return "UNKNOWN"
+	case h.ForcedDown:
+		return "DOWN"
+	case h.Disabled:
+		return "MAINTENANCE"
+	}
+	return "UP"
 }
 
 // instanceName is the libvirt domain name Nova would give the server.
