@@ -14,14 +14,17 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
-## run: an all-in-one single-node controller on 127.0.0.1:8774, data in ./keel-data
-run: build
-	$(BIN)/keel-controller --name $$(hostname) --data-dir $(DATA) --bootstrap-expect 1
+## run: an all-in-one cloud on 127.0.0.1:8774 (one controller with an embedded libvirt agent; installs
+## libvirt and QEMU when missing, uploads a tiny test image), data in ./keel-data
+run: build deps
+	DATA=$(DATA) scripts/run-all-in-one.sh
 
 ## deps: what the tests need beyond Go, from Debian's packages (idempotent):
-## the openstack CLI (python3-openstackclient) and wrk (benchmarks)
+## the openstack CLI (python3-openstackclient), wrk (benchmarks), and libvirt with QEMU
+## (scripts/install-libvirt.sh, which also starts libvirtd when it is not running)
 DEBS := python3-openstackclient wrk
 deps:
+	@scripts/install-libvirt.sh
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing:$$missing"; \

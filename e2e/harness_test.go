@@ -177,6 +177,12 @@ type testCluster struct {
 // when the test ends, and their logs are shown if it failed.
 func startCluster(t *testing.T, n int) *testCluster {
 	t.Helper()
+	return startClusterWith(t, n, nil)
+}
+
+// startClusterWith is startCluster with more flags for controller i.
+func startClusterWith(t *testing.T, n int, extra func(i int) []string) *testCluster {
+	t.Helper()
 	skipShort(t)
 	c := &testCluster{t: t, key: keygen(t)}
 	for i := range n {
@@ -192,7 +198,7 @@ func startCluster(t *testing.T, n int) *testCluster {
 	logDir := t.TempDir()
 	// Registered after the TempDirs: runs before they are removed.
 	t.Cleanup(c.stop)
-	for _, nd := range c.nodes {
+	for i, nd := range c.nodes {
 		nd.logPath = filepath.Join(logDir, nd.name+".log")
 		args := []string{
 			"--name", nd.name, "--data-dir", nd.dataDir, "--listen", nd.api,
@@ -205,6 +211,9 @@ func startCluster(t *testing.T, n int) *testCluster {
 		}
 		if testLog != "" {
 			args = append(args, "--log-level", testLog)
+		}
+		if extra != nil {
+			args = append(args, extra(i)...)
 		}
 		c.start(nd, args) // in any order: a failed --join is retried
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/keel-cloud/keel/cluster"
 	"github.com/keel-cloud/keel/internal/cli"
 	"github.com/keel-cloud/keel/internal/version"
+	"github.com/keel-cloud/keel/scheduler"
 )
 
 func main() {
@@ -39,6 +40,17 @@ type options struct {
 	bootstrapExpect                             int
 	noDefaultFlavors                            bool
 	join                                        cli.StringList
+
+	// The scheduler (runs on the leader).
+	hostSubsetSize                   int
+	ramWeight, cpuWeight, diskWeight float64
+
+	// The embedded agent (all-in-one).
+	agent                                bool
+	agentDriver, libvirtURI, agentListen string
+	agentStateDir                        string
+	shutdownTimeout                      time.Duration
+	libvirtPool, libvirtVirtType         string
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -59,6 +71,18 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	fs.BoolVar(&o.noDefaultFlavors, "no-default-flavors", false, "do not create the m1.* flavors when the cluster is first bootstrapped")
+	fs.IntVar(&o.hostSubsetSize, "scheduler-host-subset-size", 1, "choose at random among the best N hosts (Nova's host_subset_size)")
+	fs.Float64Var(&o.ramWeight, "scheduler-ram-weight-multiplier", 1.0, "RAM weigher multiplier: positive spreads servers, negative stacks them")
+	fs.Float64Var(&o.cpuWeight, "scheduler-cpu-weight-multiplier", 1.0, "vCPU weigher multiplier: positive spreads servers, negative stacks them")
+	fs.Float64Var(&o.diskWeight, "scheduler-disk-weight-multiplier", 1.0, "disk weigher multiplier: positive spreads servers, negative stacks them")
+	fs.BoolVar(&o.agent, "agent", false, "also run a compute agent for this machine in this process (all-in-one)")
+	fs.StringVar(&o.agentDriver, "agent-driver", "libvirt", "driver of the embedded agent: libvirt or fake")
+	fs.StringVar(&o.libvirtURI, "libvirt-uri", "qemu:///system", "libvirt connection of the embedded agent")
+	fs.StringVar(&o.agentListen, "agent-listen", "127.0.0.1:8776", "address of the embedded agent's internal API (console output)")
+	fs.StringVar(&o.libvirtPool, "libvirt-pool", "keel", "libvirt storage pool of the embedded agent's images and disks (created in <agent-state-dir>/pool when missing)")
+	fs.StringVar(&o.libvirtVirtType, "libvirt-virt-type", "", "domain type of the embedded agent's servers: kvm or qemu (software emulation); default kvm when libvirt offers it")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 60*time.Second, "how long the embedded agent waits for a guest to shut down (stop, soft reboot) before forcing it off (Nova's shutdown_timeout)")
+	fs.StringVar(&o.agentStateDir, "agent-state-dir", "", "image cache, disks and console logs of the embedded agent's servers; default /var/lib/keel/agent, or <data-dir>/agent when not root")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: keel-controller [flags]\nEvery flag can also be set as KEEL_<FLAG> (e.g. KEEL_DATA_DIR).\n\n")
@@ -127,9 +151,24 @@ func run(args []string) error {
 		Node: node, Logger: log, PublicURL: o.publicURL, AdminPassword: o.adminPassword, DataDir: o.dataDir,
 		NoDefaultFlavors: o.noDefaultFlavors,
 	})
+	scheduler.Register(node, scheduler.Config{
+		HostSubsetSize: o.hostSubsetSize, RAMWeightMultiplier: o.ramWeight, CPUWeightMultiplier: o.cpuWeight, DiskWeightMultiplier: o.diskWeight,
+	}, log)
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	agentCtx, stopAgent := context.WithCancel(context.Background())
+	agentDone := make(chan struct{})
+	if o.agent {
+		go func() {
+			defer close(agentDone)
+			if err := runAgent(agentCtx, o, key, "http://"+ln.Addr().String(), log); err != nil {
+				errc <- fmt.Errorf("embedded agent: %w", err)
+			}
+		}()
+	} else {
+		close(agentDone)
+	}
 	log.Info("keel-controller started", "name", o.name, "version", version.Version, "api", ln.Addr().String(),
 		"raft", o.raftAddr, "gossip", o.gossipAddr, "bootstrap_expect", o.bootstrapExpect, "join", strings.Join(o.join, ","))
 
@@ -139,8 +178,10 @@ func run(args []string) error {
 	case s := <-sig:
 		log.Info("shutting down", "signal", s.String())
 	case err := <-errc:
-		log.Error("HTTP server stopped", "error", err)
+		log.Error("stopping: a part of the controller failed", "error", err)
 	}
+	stopAgent()
+	<-agentDone
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(ctx)

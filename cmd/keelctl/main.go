@@ -96,6 +96,7 @@ var commands = []command{
 	{"token rotate-keys", "", "make a new token signing key; tokens signed by the old ones stay valid until they expire", (*app).tokenRotateKeys},
 	{"openrc", "[--password P]", "print the OS_* environment of the admin user, for the openstack CLI", (*app).openrc},
 	{"keygen", "", "print a new random cluster key", (*app).keygen},
+	{"test-image", "FILE", "write a tiny bootable raw disk image (prints to the serial console) to FILE", (*app).testImage},
 	{"version", "", "print keelctl's version", (*app).version},
 	{"help", "", "show this help", nil},
 }
