@@ -393,3 +393,52 @@ func (cc *computeCloud) leaderIndex(t testing.TB) int {
 	t.Fatal("leader not among the nodes")
 	return -1
 }
+
+// A member of the server's project is refused actions on a locked server
+// with Nova's 409; an administrator's lock is not the member's to lift.
+func TestLockedServerActions(t *testing.T) {
+	cc := newSchedulingCloud(t, 1)
+	cc.startHosts(t, 1, fake.Config{})
+	member, err := fsm.RoleByName(cc.Nodes[0].State(), "member")
+	if err != nil {
+		t.Fatal(err)
+	}
+	proj := cc.projectID(t, "admin")
+	apply(t, cc.apiCluster, &fsm.CreateUser{User: fsm.User{ID: strings.Repeat("d", 32), Name: "lockee", DomainID: "default", PasswordHash: qtHash(t, "lockee-pw"), Enabled: true}})
+	apply(t, cc.apiCluster, &fsm.GrantRole{Assignment: fsm.RoleAssignment{UserID: strings.Repeat("d", 32), RoleID: member.ID, ProjectID: proj}})
+	tok := login(t, cc.url(0), "lockee", "lockee-pw", projectScope("admin"))
+	id := cc.boot(t, tok, "locked", nil)
+	cc.waitStatus(t, id, "ACTIVE")
+	if r := cc.action(t, tok, id, map[string]any{"lock": nil}, "2.1"); r.Status != 202 {
+		t.Fatalf("lock: %d %s", r.Status, r.Body)
+	}
+	for _, body := range []map[string]any{{"os-stop": nil}, {"reboot": map[string]any{"type": "HARD"}}, {"pause": nil}} {
+		r := cc.action(t, tok, id, body, "2.1")
+		if r.Status != 409 || !strings.Contains(string(r.Body), fmt.Sprintf("Instance %s is locked", id)) {
+			t.Fatalf("%v on a locked server: %d %s", body, r.Status, r.Body)
+		}
+	}
+	if r := doV(t, "DELETE", cc.url(0)+"/compute/v2.1/servers/"+id, tok, nil, "2.1"); r.Status != 409 {
+		t.Fatalf("delete of a locked server: %d %s", r.Status, r.Body)
+	}
+	if r := cc.action(t, tok, id, map[string]any{"unlock": nil}, "2.1"); r.Status != 202 {
+		t.Fatalf("owner unlock: %d %s", r.Status, r.Body)
+	}
+	if r := cc.action(t, cc.admin, id, map[string]any{"lock": nil}, "2.1"); r.Status != 202 {
+		t.Fatalf("admin lock: %d %s", r.Status, r.Body)
+	}
+	// The admin locked it as the owner project's admin: the lock is the
+	// owner's (Nova's locked_by "owner"), so the member may lift it.
+	if r := cc.action(t, tok, id, map[string]any{"unlock": nil}, "2.1"); r.Status != 202 {
+		t.Fatalf("unlock of an owner-project lock: %d %s", r.Status, r.Body)
+	}
+	if r := cc.action(t, tok, id, map[string]any{"frobnicate": nil}, "2.1"); r.Status != 400 {
+		t.Fatalf("unknown action: %d %s", r.Status, r.Body)
+	}
+	if r := cc.action(t, tok, id, map[string]any{"resize": map[string]any{"flavorRef": "2"}}, "2.1"); r.Status != 501 {
+		t.Fatalf("an action not built: %d %s", r.Status, r.Body)
+	}
+	if r := cc.action(t, tok, id, map[string]any{"reboot": map[string]any{"type": "sideways"}}, "2.1"); r.Status != 400 {
+		t.Fatalf("bad reboot type: %d %s", r.Status, r.Body)
+	}
+}

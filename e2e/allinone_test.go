@@ -152,3 +152,89 @@ func TestAllInOneLibvirtLifecycle(t *testing.T) {
 		}
 	}
 }
+
+// startAgent runs keel-agent against the cluster with the given flags; it is
+// killed when the test ends, and its log shown if the test failed.
+func (c *testCluster) startAgent(args ...string) {
+	c.t.Helper()
+	logPath := filepath.Join(c.t.TempDir(), "agent.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var urls []string
+	for _, nd := range c.nodes {
+		urls = append(urls, nd.url())
+	}
+	cmd := exec.Command(agentBin, append([]string{"--controllers", strings.Join(urls, ","), "--cluster-key", c.key,
+		"--listen", net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(c.t, false)))}, args...)...)
+	cmd.Env = cleanEnv()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		c.t.Fatalf("start keel-agent: %v", err)
+	}
+	c.t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		logf.Close()
+		if c.t.Failed() {
+			c.t.Logf("==== keel-agent %v: the end of its log ====\n%s", args, tail(logPath, 40))
+		}
+	})
+}
+
+// Acceptance 5 of the lifecycle, through the CLI: a build that fails on
+// every host is retried on another host, then the server is in ERROR with
+// Nova's fault, and the events of its create action show each attempt.
+func TestBuildFailureThroughCLI(t *testing.T) {
+	if _, err := os.Stat(openstackCLI); err != nil {
+		t.Fatalf("%s is missing: run `make deps`", openstackCLI)
+	}
+	c := startCluster(t, 1)
+	c.waitHealthy(c.nodes[0], 30*time.Second)
+	c.startAgent("--name", "sim", "--driver", "fake", "--fake-hosts", "4", "--fake-fail-spawn", "^doomed")
+	nd := c.nodes[0]
+	admin := func(args ...string) []byte {
+		return osc(t, nd, "admin", adminPassword, "admin", append([]string{"--os-compute-api-version", "2.74"}, args...)...)
+	}
+	c.poll(30*time.Second, "4 hosts registered", func() (bool, string) {
+		out, _ := oscCmd(nd, "admin", adminPassword, "admin", "availability", "zone", "list", "--compute", "--long", "-f", "json").CombinedOutput()
+		return strings.Count(string(out), "nova-compute") == 4, string(out)
+	})
+	img := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(img, []byte("bytes"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	admin("image", "create", "--file", img, "--disk-format", "raw", "--container-format", "bare", "--public", "img")
+	id := decodeJSON[map[string]any](t, admin("server", "create", "--image", "img", "--flavor", "m1.tiny", "--nic", "none", "doomed-1", "-f", "json"))["id"].(string)
+	var shown map[string]any
+	c.poll(30*time.Second, "server in ERROR", func() (bool, string) {
+		shown = decodeJSON[map[string]any](t, admin("server", "show", id, "-f", "json"))
+		return shown["status"] == "ERROR", fmt.Sprint(shown["status"])
+	})
+	fault := fmt.Sprint(shown["fault"])
+	if !strings.Contains(fault, "Exceeded maximum number of retries. Exceeded max scheduling attempts 3 for instance "+id) ||
+		!strings.Contains(fault, "injected failure") {
+		t.Fatalf("fault shown by the CLI: %s", fault)
+	}
+	events := decodeJSON[[]map[string]any](t, admin("server", "event", "list", id, "-f", "json"))
+	if len(events) != 1 || events[0]["Action"] != "create" {
+		t.Fatalf("server event list: %v", events)
+	}
+	ev := decodeJSON[map[string]any](t, admin("server", "event", "show", id, events[0]["Request ID"].(string), "-f", "json"))
+	hosts := map[string]bool{}
+	for _, e := range ev["events"].([]any) {
+		e := e.(map[string]any)
+		if e["event"] == "compute__do_build_and_run_instance" && e["result"] == "Error" {
+			hosts[fmt.Sprint(e["host"])] = true
+		}
+	}
+	if len(hosts) != 3 {
+		t.Fatalf("failed build events on %d hosts, want 3 different ones: %v", len(hosts), ev["events"])
+	}
+	// A server the hosts can build still becomes ACTIVE.
+	created := decodeJSON[map[string]any](t, admin("server", "create", "--image", "img", "--flavor", "m1.tiny", "--nic", "none", "--wait", "fine-1", "-f", "json"))
+	if created["status"] != "ACTIVE" {
+		t.Fatalf("a good server: %v", created)
+	}
+}

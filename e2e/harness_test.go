@@ -25,7 +25,7 @@ import (
 )
 
 // Paths of the binaries built by TestMain.
-var controllerBin, keelctlBin string
+var controllerBin, keelctlBin, agentBin string
 
 // testLog, from KEEL_TEST_LOG (e.g. "debug"), is the controllers' log level;
 // when set, their logs are shown even when a test passes.
@@ -45,20 +45,20 @@ func TestMain(m *testing.M) {
 	if err := build(dir); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: build the binaries:", err)
 	} else {
-		controllerBin, keelctlBin = filepath.Join(dir, "keel-controller"), filepath.Join(dir, "keelctl")
+		controllerBin, keelctlBin, agentBin = filepath.Join(dir, "keel-controller"), filepath.Join(dir, "keelctl"), filepath.Join(dir, "keel-agent")
 		code = m.Run()
 	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
-// build compiles keel-controller and keelctl into dir.
+// build compiles keel-controller, keel-agent and keelctl into dir.
 func build(dir string) error {
 	root, err := moduleRoot()
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./cmd/keel-controller", "./cmd/keelctl")
+	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./cmd/keel-controller", "./cmd/keelctl", "./cmd/keel-agent")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("%v in %s:\n%s", err, root, out)

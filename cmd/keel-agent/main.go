@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,6 +25,7 @@ import (
 	"github.com/keel-cloud/keel/agent/driver"
 	"github.com/keel-cloud/keel/agent/driver/fake"
 	"github.com/keel-cloud/keel/internal/cli"
+	"github.com/keel-cloud/keel/internal/hostapi"
 	"github.com/keel-cloud/keel/internal/version"
 )
 
@@ -46,6 +48,8 @@ type options struct {
 	shutdownTimeout                                        time.Duration
 	controllers, join                                      cli.StringList
 	fakeHosts, vcpus, memoryMB, diskGB                     int
+	fakeFailSpawn                                          string
+	failSpawn                                              *regexp.Regexp
 	cpuRatio, ramRatio, diskRatio                          float64
 	key                                                    []byte
 }
@@ -69,6 +73,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8776", "address of the agent's own API (console output), which the controllers call")
 	fs.StringVar(&o.advertiseAddr, "advertise-addr", "", "host:port the controllers use to reach the agent's API; default: --listen (a wildcard host becomes this host's IP)")
 	fs.IntVar(&o.fakeHosts, "fake-hosts", 0, "with --driver fake: simulate this many hosts in this process, named <name>-0001...; they do not join gossip")
+	fs.StringVar(&o.fakeFailSpawn, "fake-fail-spawn", "", "with --driver fake: builds of servers whose name matches this regular expression fail (failure drills: retries, faults)")
 	fs.IntVar(&o.vcpus, "vcpus", 0, "vCPUs to offer instead of what the hypervisor reports")
 	fs.IntVar(&o.memoryMB, "memory-mb", 0, "memory (MiB) to offer instead of what the hypervisor reports")
 	fs.IntVar(&o.diskGB, "disk-gb", 0, "disk (GiB) to offer instead of what the hypervisor reports")
@@ -129,6 +134,14 @@ func (o *options) validate() error {
 	case o.listen == "":
 		return errors.New("--listen is required: the controllers read console output from it")
 	}
+	if o.fakeFailSpawn != "" {
+		if o.driver != "fake" {
+			return errors.New("--fake-fail-spawn needs --driver fake")
+		}
+		if o.failSpawn, err = regexp.Compile(o.fakeFailSpawn); err != nil {
+			return fmt.Errorf("--fake-fail-spawn: %w", err)
+		}
+	}
 	if o.key, err = parseClusterKey(o.clusterKey); err != nil {
 		return err
 	}
@@ -175,7 +188,7 @@ func run(ctx context.Context, args []string) error {
 	var d driver.Driver
 	switch o.driver {
 	case "fake":
-		d = fake.New(fake.Config{})
+		d = fake.New(o.fakeConfig())
 	case "libvirt":
 		if newLibvirt == nil {
 			return errors.New("this keel-agent was built without the libvirt driver: use --driver fake or a full build")
@@ -226,7 +239,7 @@ func runFakeHosts(ctx context.Context, o *options, log *slog.Logger) error {
 	drivers := make([]driver.Driver, o.fakeHosts)
 	agents := make([]*agent.Agent, o.fakeHosts)
 	for i := range drivers {
-		drivers[i] = fake.New(fake.Config{})
+		drivers[i] = fake.New(o.fakeConfig())
 		cfg := o.agentConfig(fmt.Sprintf("%s-%04d", o.name, i+1), drivers[i], log)
 		cfg.AdvertiseAddr, cfg.Transport = advertise, tr
 		if agents[i], err = agent.New(cfg); err != nil {
@@ -251,4 +264,18 @@ func runFakeHosts(ctx context.Context, o *options, log *slog.Logger) error {
 	defer cancel()
 	_ = srv.Shutdown(sctx)
 	return errors.Join(errs...)
+}
+
+// fakeConfig is the fake driver's configuration, with the failures asked for.
+func (o *options) fakeConfig() fake.Config {
+	var cfg fake.Config
+	if re := o.failSpawn; re != nil {
+		cfg.FailSpawn = func(a hostapi.Assignment) error {
+			if re.MatchString(a.Name) {
+				return fmt.Errorf("injected failure (--fake-fail-spawn %q): the build of %s failed", re.String(), a.Name)
+			}
+			return nil
+		}
+	}
+	return cfg
 }
