@@ -55,6 +55,8 @@ bench: deps
 	scripts/bench-api.sh 10 50
 	$(GO) test -run '^$$' -bench 'ServerCreate' -benchtime 5000x ./api/
 	KEEL_BENCH_SERVERS=100000 $(GO) test -run '^$$' -bench 'ServerDetailPage' -benchtime 30x -timeout 20m ./api/
+	$(GO) test -run '^$$' -bench 'BootToActive' -benchtime 5000x -timeout 20m ./api/
+	$(GO) test -run '^$$' -bench . -benchtime 5x ./scheduler/
 	scripts/bench-servers.sh 10000 100000
 
 clean:

@@ -29,7 +29,7 @@ func newAPICluster(t testing.TB, n int) *apiCluster {
 // newAPIClusterWith starts n controllers; withScheduler registers the
 // scheduler's leader loop too (without it, servers stay pending: tests of
 // the API alone keep a state no loop changes under them).
-func newAPIClusterWith(t testing.TB, n int, withScheduler bool) *apiCluster {
+func newAPIClusterWith(t testing.TB, n int, withScheduler bool, opts ...cluster.TestClusterOption) *apiCluster {
 	t.Helper()
 	ac := &apiCluster{TestCluster: cluster.NewEmptyTestCluster(t), servers: map[string]*Server{}}
 	ac.Handler = func(tn *cluster.TestNode) http.Handler {
@@ -41,7 +41,7 @@ func newAPIClusterWith(t testing.TB, n int, withScheduler bool) *apiCluster {
 		return s
 	}
 	for i := 0; i < n; i++ {
-		ac.AddNode(n)
+		ac.AddNode(n, opts...)
 	}
 	ac.WaitLeader(10 * time.Second)
 	cluster.WaitFor(t, 10*time.Second, "identity bootstrap on every node", func() bool {

@@ -33,9 +33,9 @@ func newSchedulingCloud(t testing.TB, n int) *computeCloud {
 	return newComputeCloudWith(t, n, true)
 }
 
-func newComputeCloudWith(t testing.TB, n int, withScheduler bool) *computeCloud {
+func newComputeCloudWith(t testing.TB, n int, withScheduler bool, opts ...cluster.TestClusterOption) *computeCloud {
 	t.Helper()
-	ac := newAPIClusterWith(t, n, withScheduler)
+	ac := newAPIClusterWith(t, n, withScheduler, opts...)
 	cc := &computeCloud{apiCluster: ac, admin: login(t, ac.url(0), "admin", testAdminPassword, projectScope("admin"))}
 	cluster.WaitFor(t, 10*time.Second, "the default flavors", func() bool {
 		return do(t, "GET", ac.url(0)+"/compute/v2.1/flavors/1", cc.admin, nil).Status == 200
