@@ -148,14 +148,15 @@ trap cleanup EXIT
 trap 'log interrupted; exit 130' INT
 trap 'log terminated; exit 143' TERM
 
-# Nine distinct free loopback ports: API, Raft, gossip (TCP and UDP) per node.
+# Ten distinct free loopback ports: API, Raft, gossip (TCP and UDP) per node,
+# and the simulated compute hosts' agent API.
 read -r -a ports < <(/usr/bin/python3 - <<'EOF'
 import socket
 got = []
-while len(got) < 9:
+while len(got) < 10:
     s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
     ok = port not in got
-    if ok and len(got) % 3 == 2:  # gossip needs UDP on the same port
+    if ok and len(got) < 9 and len(got) % 3 == 2:  # gossip needs UDP on the same port
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             u.bind(("127.0.0.1", port))
@@ -168,7 +169,7 @@ while len(got) < 9:
 print(*got)
 EOF
 )
-((${#ports[@]} == 9)) || die "could not find free loopback ports"
+((${#ports[@]} == 10)) || die "could not find free loopback ports"
 
 cluster_key=$(bin/keelctl keygen) || die "keelctl keygen failed"
 api1=${ports[0]}
@@ -218,6 +219,21 @@ until [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/
 	sleep 0.5
 done
 log "cluster healthy and identity bootstrapped after $(($(date +%s) - started))s"
+
+# Three simulated compute hosts (keel-agent with the fake driver, in one
+# process): servers are scheduled, built and driven through their actions.
+bin/keel-agent --name compute --driver fake --fake-hosts 3 --listen "127.0.0.1:${ports[9]}" \
+	--controllers "$base,http://127.0.0.1:${ports[3]},http://127.0.0.1:${ports[6]}" --cluster-key "$cluster_key" \
+	--log-level "$loglevel" >"$logdir/agent.log" 2>&1 &
+pids+=($!)
+echo "agent (3 fake hosts) api=127.0.0.1:${ports[9]} pid=$!" >>"$logdir/cluster.txt"
+deadline=$((SECONDS + 60))
+until [ "$(openstack availability zone list --compute --long -f value 2>/dev/null | grep -c nova-compute)" = 3 ]; do
+	kill -0 "${pids[3]}" 2>/dev/null || die "keel-agent exited (see $logdir/agent.log)"
+	((SECONDS < deadline)) || die "the 3 simulated hosts did not register within 60s (see $logdir/agent.log)"
+	sleep 0.5
+done
+log "3 simulated compute hosts registered"
 
 # ---------------------------------------------------------------- cloud setup
 os() {
