@@ -432,6 +432,50 @@ func TestLockedServerActions(t *testing.T) {
 	if r := cc.action(t, tok, id, map[string]any{"unlock": nil}, "2.1"); r.Status != 202 {
 		t.Fatalf("unlock of an owner-project lock: %d %s", r.Status, r.Body)
 	}
+	// An unknown status filter matches nothing before 2.38, and is a 400
+	// from 2.38 on (Nova's rule).
+	if r := doV(t, "GET", cc.url(0)+"/compute/v2.1/servers/detail?status=SLEEPY", tok, nil, "2.38"); r.Status != 400 {
+		t.Fatalf("bad status at 2.38: %d %s", r.Status, r.Body)
+	}
+	if r := doV(t, "GET", cc.url(0)+"/compute/v2.1/servers/detail?status=SLEEPY", tok, nil, "2.37"); r.Status != 200 || len(r.json(t)["servers"].([]any)) != 0 {
+		t.Fatalf("bad status at 2.37: %d %s", r.Status, r.Body)
+	}
+	if r := doV(t, "GET", cc.url(0)+"/compute/v2.1/servers/"+id, tok, nil, "2.1"); r.Header.Get("X-Compute-Request-Id") == "" ||
+		r.Header.Get("X-Compute-Request-Id") != r.Header.Get("X-Openstack-Request-Id") {
+		t.Fatalf("request id headers: %v", r.Header)
+	}
+	// No metadata service: no guest ever posted a password.
+	if r := doV(t, "GET", cc.url(0)+"/compute/v2.1/servers/"+id+"/os-server-password", tok, nil, "2.1"); r.Status != 200 || r.json(t)["password"] != "" {
+		t.Fatalf("server password: %d %s", r.Status, r.Body)
+	}
+	if r := doV(t, "DELETE", cc.url(0)+"/compute/v2.1/servers/"+id+"/os-server-password", tok, nil, "2.1"); r.Status != 204 {
+		t.Fatalf("clear server password: %d %s", r.Status, r.Body)
+	}
+	// restore needs a soft-deleted server, which Keel never has.
+	if r := cc.action(t, tok, id, map[string]any{"restore": nil}, "2.1"); r.Status != 409 || !strings.Contains(string(r.Body), "Cannot 'restore' instance "+id+" while it is in vm_state active") {
+		t.Fatalf("restore: %d %s", r.Status, r.Body)
+	}
+	// os-resetState is an administrator's.
+	if r := cc.action(t, tok, id, map[string]any{"os-resetState": map[string]any{"state": "error"}}, "2.1"); r.Status != 403 {
+		t.Fatalf("member reset-state: %d %s", r.Status, r.Body)
+	}
+	if r := cc.action(t, cc.admin, id, map[string]any{"os-resetState": map[string]any{"state": "error"}}, "2.1"); r.Status != 202 {
+		t.Fatalf("admin reset-state: %d %s", r.Status, r.Body)
+	}
+	if s := cc.server(t, id); s["status"] != "ERROR" || s["OS-EXT-STS:task_state"] != nil {
+		t.Fatalf("after reset-state error: %v %v", s["status"], s["OS-EXT-STS:task_state"])
+	}
+	if r := cc.action(t, cc.admin, id, map[string]any{"os-resetState": map[string]any{"state": "active"}}, "2.1"); r.Status != 202 || cc.server(t, id)["status"] != "ACTIVE" {
+		t.Fatalf("admin reset-state active: %d %s", r.Status, r.Body)
+	}
+	if r := cc.action(t, cc.admin, id, map[string]any{"os-resetState": map[string]any{"state": "paused"}}, "2.1"); r.Status != 400 {
+		t.Fatalf("reset-state to paused: %d %s", r.Status, r.Body)
+	}
+	// Console output is tailed as Nova does: the last N newline pieces.
+	r := cc.action(t, tok, id, map[string]any{"os-getConsoleOutput": map[string]any{"length": 2}}, "2.1")
+	if out, _ := r.json(t)["output"].(string); r.Status != 200 || len(strings.Split(out, "\n")) != 2 {
+		t.Fatalf("console length 2: %d %q", r.Status, out)
+	}
 	if r := cc.action(t, tok, id, map[string]any{"frobnicate": nil}, "2.1"); r.Status != 400 {
 		t.Fatalf("unknown action: %d %s", r.Status, r.Body)
 	}

@@ -26,5 +26,7 @@ func init() {
 		"POST " + p + "/{server_id}/action":                          ProjectMember,
 		"GET " + p + "/{server_id}/os-instance-actions":              ProjectReader,
 		"GET " + p + "/{server_id}/os-instance-actions/{request_id}": ProjectReader,
+		"GET " + p + "/{server_id}/os-server-password":               ProjectReader,
+		"DELETE " + p + "/{server_id}/os-server-password":            ProjectMember,
 	})
 }

@@ -154,6 +154,12 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s, route := h.s, h.route
 	rw := &statusWriter{ResponseWriter: w}
 	c := &Call{W: rw, R: r, RequestID: requestID(w), Route: &route, s: s}
+	if route.Service == ServiceCompute {
+		// Nova also sends its request id under the older name, which
+		// clients (Tempest among them) read to find a request's
+		// instance action.
+		w.Header().Set("X-Compute-Request-Id", c.RequestID)
+	}
 	c.Log = s.log.With("request_id", c.RequestID)
 	start := time.Now()
 	defer func() {
@@ -254,6 +260,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	route := Route{Service: svc, Method: r.Method, Path: "unmatched"}
 	rw := &statusWriter{ResponseWriter: w}
 	c := &Call{W: rw, R: r, RequestID: requestID(w), Route: &route, s: s}
+	if route.Service == ServiceCompute {
+		// Nova also sends its request id under the older name, which
+		// clients (Tempest among them) read to find a request's
+		// instance action.
+		w.Header().Set("X-Compute-Request-Id", c.RequestID)
+	}
 	c.Log = s.log.With("request_id", c.RequestID)
 	start := time.Now()
 	var e *Error

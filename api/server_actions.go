@@ -25,8 +25,8 @@ var notBuiltActions = map[string]string{
 	"migrate": "migration", "os-migrateLive": "live migration", "evacuate": "evacuation",
 	"shelve": "shelving", "shelveOffload": "shelving", "unshelve": "shelving",
 	"rescue": "rescue", "unrescue": "rescue", "changePassword": "password changes",
-	"restore": "soft delete", "forceDelete": "soft delete", "trigger_crash_dump": "crash dumps",
-	"os-resetState": "state resets", "resetNetwork": "networking", "injectNetworkInfo": "networking",
+	"forceDelete": "soft delete", "trigger_crash_dump": "crash dumps",
+	"resetNetwork": "networking", "injectNetworkInfo": "networking",
 	"addFixedIp": "networking", "removeFixedIp": "networking", "addFloatingIp": "networking",
 	"removeFloatingIp": "networking", "addSecurityGroup": "security groups", "removeSecurityGroup": "security groups",
 	"os-getVNCConsole": "graphical consoles", "os-getSPICEConsole": "graphical consoles",
@@ -106,6 +106,21 @@ func (s *Server) serverAction(c *Call) error {
 		cmd.Action = fsm.ActionUnlock
 	case "os-getConsoleOutput":
 		return s.consoleOutput(c, srv, arg)
+	case "os-resetState":
+		var r struct {
+			State *string `json:"state"`
+		}
+		if err := strictDecode(arg, &r, "os-resetState"); err != nil {
+			return err
+		}
+		if r.State == nil {
+			return badRequest("Invalid input for field/attribute os-resetState. Value: %s. 'state' is a required property", arg)
+		}
+		cmd.Action, cmd.ResetTo = fsm.ActionResetState, *r.State
+	case "restore":
+		// Keel never soft-deletes a server (reclaim_instance_interval is
+		// 0), so no server is ever in the state restore needs.
+		return conflict("Cannot 'restore' instance %s while it is in vm_state %s", srv.ID, srv.VMState)
 	default:
 		if what, ok := notBuiltActions[name]; ok {
 			return Errorf(http.StatusNotImplemented, "The action %s is not offered by this cloud yet (%s is not implemented).", name, what)
@@ -168,11 +183,7 @@ func (s *Server) consoleOutput(c *Call, srv *fsm.Server, arg json.RawMessage) er
 	if err != nil || h.AgentAddr == "" {
 		return conflict("Instance %s is not ready: its host %s has no reachable agent", srv.ID, srv.Host)
 	}
-	n := length
-	if n < 0 {
-		n = 0
-	}
-	req, err := s.node.NewPeerRequest(c.Context(), http.MethodGet, h.AgentAddr, fmt.Sprintf("/internal/v1/servers/%s/console?length=%d", srv.ID, n), nil)
+	req, err := s.node.NewPeerRequest(c.Context(), http.MethodGet, h.AgentAddr, fmt.Sprintf("/internal/v1/servers/%s/console?length=0", srv.ID), nil)
 	if err != nil {
 		return err
 	}
@@ -194,5 +205,19 @@ func (s *Server) consoleOutput(c *Call, srv *fsm.Server, arg json.RawMessage) er
 		c.Log.Warn("console output: the host's agent refused", "server_id", srv.ID, "host", srv.Host, "status", resp.StatusCode, "body", string(body))
 		return Errorf(http.StatusServiceUnavailable, "The console of instance %s cannot be read from host %s (HTTP %d).", srv.ID, srv.Host, resp.StatusCode)
 	}
-	return c.JSON(http.StatusOK, map[string]string{"output": string(body)})
+	return c.JSON(http.StatusOK, map[string]string{"output": tailLog(string(body), length)})
+}
+
+// tailLog keeps the last n newline-separated pieces of a console log, as
+// Nova's compute manager does (a log ending in a newline counts an empty
+// last piece); n < 0 keeps everything, 0 nothing.
+func tailLog(log string, n int) string {
+	if n < 0 {
+		return log
+	}
+	if n == 0 {
+		return ""
+	}
+	parts := strings.Split(log, "\n")
+	return strings.Join(parts[max(0, len(parts)-n):], "\n")
 }

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -32,6 +34,7 @@ func (s *Server) registerServers() {
 	s.registerServerMetadata(route)
 	s.registerServerTags(route)
 	s.registerInstanceActions(route)
+	s.registerServerPassword(route)
 }
 
 // serverFor loads a server the caller may see: another project's is a 404.
@@ -106,6 +109,8 @@ func (s *Server) createServer(c *Call) error {
 	var (
 		name, flavorRef, imageRef, keyName, userData, az, adminPass string
 		host, hypervisorHostname                                    string
+		accessIPv4, accessIPv6                                      string
+		securityGroups                                              []map[string]any
 		description                                                 *string
 		metadata                                                    map[string]string
 		tags                                                        []string
@@ -120,7 +125,7 @@ func (s *Server) createServer(c *Call) error {
 		{"name", &name}, {"flavorRef", &flavorRef}, {"imageRef", &imageRef}, {"key_name", &keyName},
 		{"user_data", &userData}, {"availability_zone", &az}, {"adminPass", &adminPass}, {"metadata", &metadata},
 		{"min_count", &minCount}, {"max_count", &maxCount}, {"return_reservation_id", &returnResv}, {"networks", &networks},
-		{"host", &host}, {"hypervisor_hostname", &hypervisorHostname},
+		{"host", &host}, {"hypervisor_hostname", &hypervisorHostname}, {"security_groups", &securityGroups},
 	} {
 		if err := field(f.name, f.v); err != nil {
 			return err
@@ -196,6 +201,23 @@ func (s *Server) createServer(c *Call) error {
 		}
 		if _, err := base64.StdEncoding.DecodeString(userData); err != nil {
 			return badRequest("Invalid input for field/attribute user_data. Value: %.40s. It is not valid base64.", userData)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    *string
+	}{{"accessIPv4", &accessIPv4}, {"accessIPv6", &accessIPv6}} {
+		if b, ok := raw[f.name]; ok {
+			if *f.v, err = accessIP(f.name, b); err != nil {
+				return err
+			}
+		}
+	}
+	// Without networking every project has only its implicit "default"
+	// security group; naming another is Nova's 400.
+	for _, g := range securityGroups {
+		if name, _ := g["name"].(string); name != "default" {
+			return badRequest("Security group %s not found.", pyRepr(g["name"]))
 		}
 	}
 	nets, err := parseNetworks(c, networks)
@@ -298,7 +320,7 @@ func (s *Server) createServer(c *Call) error {
 				Disk: flavor.Disk, Ephemeral: flavor.Ephemeral, Swap: flavor.Swap, ExtraSpecs: flavor.ExtraSpecs},
 			ImageID: image.ID, KeyName: keyName, KeyData: keyData, Metadata: metadata, Tags: tags,
 			UserData: userData, AvailabilityZone: az, PinnedAZ: az, ForcedHost: forcedHost,
-			ReservationID: resv, LaunchIndex: i, SchedulerHints: hints,
+			ReservationID: resv, LaunchIndex: i, SchedulerHints: hints, AccessIPv4: accessIPv4, AccessIPv6: accessIPv6,
 			Hostname: hostnameFor(n), Networks: nets, CreatedAt: now, UpdatedAt: now,
 		}
 	}
@@ -348,6 +370,22 @@ func parseNetworks(c *Call, raw json.RawMessage) (string, error) {
 	}
 	if len(list) == 0 {
 		return "none", nil
+	}
+	// Malformed entries are Nova's 400 before anything else; well-formed
+	// ones ask for networking, which Keel does not offer yet.
+	for _, n := range list {
+		for _, k := range []string{"uuid", "port"} {
+			if v, ok := n[k]; ok {
+				if id, _ := v.(string); !ids.IsUUID(id) && !isDashlessUUID(id) {
+					return "", badRequest("Invalid input for field/attribute %s. Value: %v. %s is not a 'uuid'", k, v, pyRepr(v))
+				}
+			}
+		}
+		if v, ok := n["fixed_ip"]; ok {
+			if ip, _ := v.(string); net.ParseIP(ip) == nil {
+				return "", badRequest("Invalid input for field/attribute fixed_ip. Value: %v. %s is not a 'ip-address'", v, pyRepr(v))
+			}
+		}
 	}
 	return "", Errorf(http.StatusNotImplemented, "Attaching servers to networks is not offered yet: use \"networks\": \"none\" or \"auto\".")
 }
@@ -467,9 +505,9 @@ func (s *Server) updateServer(c *Call) error {
 			}
 			cmd.Description = &d
 		case "accessIPv4", "accessIPv6":
-			var a string
-			if err := json.Unmarshal(v, &a); err != nil {
-				return badRequest("Invalid input for field/attribute %s. Value: %s.", k, v)
+			a, err := accessIP(k, v)
+			if err != nil {
+				return err
 			}
 			if k == "accessIPv4" {
 				cmd.AccessIPv4 = &a
@@ -548,4 +586,36 @@ func parseSchedulerHints(h map[string]any) (string, error) {
 		}
 	}
 	return group, nil
+}
+
+// accessIP validates accessIPv4 / accessIPv6 as Nova's schema does
+// (formats ipv4 and ipv6).
+func accessIP(field string, raw json.RawMessage) (string, error) {
+	var a string
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return "", badRequest("Invalid input for field/attribute %s. Value: %s. %s", field, raw, jsonTypeHint(err))
+	}
+	ip, err := netip.ParseAddr(a)
+	if err != nil || field == "accessIPv4" && !ip.Is4() || field == "accessIPv6" && !ip.Is6() {
+		format := "ipv4"
+		if field == "accessIPv6" {
+			format = "ipv6"
+		}
+		return "", badRequest("Invalid input for field/attribute %s. Value: %s. %s is not a '%s'", field, a, pyRepr(a), format)
+	}
+	// Stored canonical, as Nova returns it (RFC 5952 for IPv6).
+	return ip.String(), nil
+}
+
+// isDashlessUUID accepts the 32-hex-digit form Nova's uuid format allows.
+func isDashlessUUID(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for _, r := range s {
+		if !strings.ContainsRune("0123456789abcdefABCDEF", r) {
+			return false
+		}
+	}
+	return true
 }

@@ -85,7 +85,7 @@ func TestServerBadInput(t *testing.T) {
 		{"list bad limit", "GET", base + "?limit=-1", nil, nil, 400, "badRequest"},
 		{"list limit not int", "GET", base + "?limit=ten", nil, nil, 400, "badRequest"},
 		{"list unknown marker", "GET", base + "?marker=6f1c9a7e-0000-4000-8000-000000000000", nil, nil, 400, "badRequest"},
-		{"list bad status", "GET", base + "?status=SLEEPY", nil, nil, 400, "badRequest"},
+		{"list bad status", "GET", base + "?status=SLEEPY", nil, []string{"OpenStack-API-Version", "compute 2.38"}, 400, "badRequest"},
 		{"list bad changes-since", "GET", base + "?changes-since=yesterday", nil, nil, 400, "badRequest"},
 		{"list bad sort key", "GET", base + "?sort_key=color", nil, nil, 400, "badRequest"},
 		{"list bad sort dir", "GET", base + "?sort_dir=up", nil, nil, 400, "badRequest"},

@@ -205,14 +205,11 @@ func (s *Server) listServers(c *Call) error {
 	if err := s.node.Consistent(c.Context()); err != nil {
 		return err
 	}
+	// As in Nova, project_id / tenant_id filter only an all_tenants
+	// listing; without it an administrator lists their own project.
 	listing := fsm.ServerListing{ProjectID: c.Auth.ProjectID}
 	if admin && truthy(q.Get("all_tenants"), q.Has("all_tenants")) {
-		listing.ProjectID = ""
-	}
-	if admin {
-		if p := first(q.Get("project_id"), q.Get("tenant_id")); p != "" {
-			listing.ProjectID = p
-		}
+		listing.ProjectID = first(q.Get("project_id"), q.Get("tenant_id"))
 	}
 	var match []func(*fsm.Server) bool
 	add := func(f func(*fsm.Server) bool) { match = append(match, f) }
@@ -220,6 +217,11 @@ func (s *Server) listServers(c *Call) error {
 	if v := q.Get("status"); v != "" {
 		st := strings.ToUpper(v)
 		if !serverStatuses[st] {
+			// Nova: an unknown status matches nothing before 2.38 and
+			// is a 400 from 2.38 on.
+			if !c.Version.AtLeast(2, 38) {
+				return c.JSON(http.StatusOK, map[string]any{"servers": []any{}})
+			}
 			return badRequest("Invalid status value %q", v)
 		}
 		add(func(srv *fsm.Server) bool { return srv.Status == st })

@@ -309,8 +309,13 @@ func (dom *Domain) start() {
 	if host == "" {
 		host = "server"
 	}
+	// A few lines per boot, as a real guest prints many: clients (Tempest
+	// among them) check that an unbounded console read returns more than
+	// a bounded one.
 	dom.Console = append(dom.Console,
 		fmt.Sprintf("keel-fake: boot %d of server %s (generation %d)", dom.Boots, dom.ServerID, dom.Generation),
+		"keel-fake: hostname "+host,
+		"keel-fake: guest services started",
 		host+" login: ")
 }
 

@@ -218,7 +218,7 @@ func TestConsoleOutput(t *testing.T) {
 		t.Fatalf("console %q", all)
 	}
 	last, _ := d.ConsoleOutput(ctx, "s", 2)
-	if last != "keel-fake: boot 2 of server s (generation 1)\nvm-s login: \n" {
+	if last != "keel-fake: guest services started\nvm-s login: \n" {
 		t.Fatalf("last 2 lines %q", last)
 	}
 }
