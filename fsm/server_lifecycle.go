@@ -120,6 +120,7 @@ type ServerAction struct {
 	// server, and whose lock the owner cannot lift).
 	Admin        bool   `json:"admin,omitempty"`
 	LockedReason string `json:"locked_reason,omitempty"`
+	ResetTo      string `json:"reset_to,omitempty"`
 	RequestID    string `json:"request_id"`
 	UserID       string `json:"user_id"`
 	ProjectID    string `json:"project_id"`
@@ -141,6 +142,10 @@ const (
 	ActionResume     = "resume"
 	ActionLock       = "lock"
 	ActionUnlock     = "unlock"
+	// ActionResetState is an administrator's os-resetState: vm_state set
+	// to ResetTo ("active" or "error"), the task cleared, nothing done on
+	// the host.
+	ActionResetState = "resetState"
 )
 
 // actionRule is when an action is allowed and the task it sets.
@@ -192,6 +197,25 @@ func applyServerAction(tx *Txn, c *ServerAction) (any, error) {
 			return nil, Errorf(KindForbidden, "Policy doesn't allow os_compute_api:os-lock-server:unlock:unlock_override to be performed.")
 		}
 		s.Locked, s.LockedReason, s.LockedBy = false, "", ""
+		s.UpdatedAt = c.Now
+		if err := recordAction(tx, s, c.Action, c.RequestID, c.UserID, c.ProjectID, c.Now, ""); err != nil {
+			return nil, err
+		}
+		return s, saveServer(tx, s)
+	case ActionResetState:
+		if !c.Admin {
+			return nil, Errorf(KindForbidden, "Policy doesn't allow os_compute_api:os-admin-actions:reset_state to be performed.")
+		}
+		if c.ResetTo != VMActive && c.ResetTo != VMError {
+			return nil, Errorf(KindInvalid, "Invalid input for field/attribute state. Value: %s. '%s' is not one of ['active', 'error']", c.ResetTo, c.ResetTo)
+		}
+		if s.pending() {
+			// Leaving the scheduler's queue: it will not be placed.
+			if err := tx.DeleteIndex(TableServer, IndexServerPending, s.ID, pendingKey(s)...); err != nil {
+				return nil, err
+			}
+		}
+		s.setState(c.ResetTo, "")
 		s.UpdatedAt = c.Now
 		if err := recordAction(tx, s, c.Action, c.RequestID, c.UserID, c.ProjectID, c.Now, ""); err != nil {
 			return nil, err
