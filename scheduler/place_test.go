@@ -241,6 +241,7 @@ func TestPlace(t *testing.T) {
 		},
 		{
 			name: "specs and image select hosts",
+			cfg:  Config{AggregateInstanceExtraSpecs: true},
 			hosts: func() []Host {
 				h := alike(3)
 				h[0].Capabilities = map[string]string{CapArch: "aarch64", CapHypervisorType: "kvm", CapVMMode: "hvm"}
@@ -386,4 +387,17 @@ func TestSelectorEviction(t *testing.T) {
 		t.Fatalf("%d selectors built: no eviction happened", p.stats.builds)
 	}
 	diffPlacements(t, referencePlace(Config{}, hosts, reqs), got)
+}
+
+// Off by default (Nova's enabled_filters): a flavor's unscoped extra spec
+// does not make every host without aggregates fail.
+func TestAggregateInstanceExtraSpecsIsOptIn(t *testing.T) {
+	hosts := alike(2)
+	r := Request{ServerID: "s", VCPUs: 1, MemoryMB: 512, DiskGB: 1, ExtraSpecs: map[string]string{"hw_rng_allowed": "true"}}
+	if got := outcome(Place(Config{}, hosts, []Request{r})); got[0] == "!"+FilterAggregateInstanceExtraSpecs {
+		t.Fatalf("default config: %v", got)
+	}
+	if got := outcome(Place(Config{AggregateInstanceExtraSpecs: true}, hosts, []Request{r})); got[0] != "!"+FilterAggregateInstanceExtraSpecs {
+		t.Fatalf("enabled: %v, want refused by %s", got, FilterAggregateInstanceExtraSpecs)
+	}
 }

@@ -26,6 +26,7 @@ func (g *gen) config() Config {
 		SoftAffinityWeightMultiplier:     mult(),
 		SoftAntiAffinityWeightMultiplier: mult(),
 		HostSubsetSize:                   pick(g, 0, 1, 1, 2, 3),
+		AggregateInstanceExtraSpecs:      pick(g, true, false),
 		Seed:                             g.r.Uint64(),
 	}
 }

@@ -41,7 +41,7 @@ func referencePlace(cfg Config, hosts []Host, reqs []Request) []Placement {
 	for ri := range reqs {
 		r := &reqs[ri]
 		rc := reqCtx{
-			r: r, spec: parseShape(r),
+			r: r, spec: specFor(cfg, r),
 			exclude:       makeHostSet(r.ExcludeHosts, lookup),
 			sameHost:      makeHostSet(r.SameHost, lookup),
 			differentHost: makeHostSet(r.DifferentHost, lookup),
@@ -141,4 +141,13 @@ func referencePlace(cfg Config, hosts []Host, reqs []Request) []Placement {
 		out[ri] = Placement{ServerID: r.ServerID, Host: hosts[chosen].Name}
 	}
 	return out
+}
+
+// specFor is the request's shape as Place reads it under cfg.
+func specFor(cfg Config, r *Request) *shapeSpec {
+	sp := parseShape(r)
+	if !cfg.AggregateInstanceExtraSpecs {
+		sp.aggs = nil
+	}
+	return sp
 }

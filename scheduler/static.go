@@ -26,7 +26,11 @@ func (p *placer) staticFor(r *Request) *staticSet {
 	key := shapeKey(r)
 	ss := p.statics[key]
 	if ss == nil {
-		ss = p.buildStatic(parseShape(r))
+		spec := parseShape(r)
+		if !p.cfg.AggregateInstanceExtraSpecs {
+			spec.aggs = nil
+		}
+		ss = p.buildStatic(spec)
 		p.statics[key] = ss
 	}
 	p.lastReq, p.lastStatic = r, ss

@@ -112,6 +112,13 @@ type Config struct {
 	SoftAffinityWeightMultiplier     float64
 	SoftAntiAffinityWeightMultiplier float64
 
+	// AggregateInstanceExtraSpecs enables the
+	// AggregateInstanceExtraSpecsFilter. Off by default, as in Nova's
+	// enabled_filters: it refuses every host whose aggregates lack a key of
+	// any unscoped flavor extra spec, so it suits clouds whose flavors are
+	// written for it.
+	AggregateInstanceExtraSpecs bool
+
 	// HostSubsetSize: choose at random among the best N hosts
 	// (host_subset_size, default 1).
 	HostSubsetSize int

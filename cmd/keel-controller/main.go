@@ -44,6 +44,7 @@ type options struct {
 	// The scheduler (runs on the leader).
 	hostSubsetSize                   int
 	ramWeight, cpuWeight, diskWeight float64
+	aggregateExtraSpecs              bool
 
 	// The embedded agent (all-in-one).
 	agent                                bool
@@ -75,6 +76,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.Float64Var(&o.ramWeight, "scheduler-ram-weight-multiplier", 1.0, "RAM weigher multiplier: positive spreads servers, negative stacks them")
 	fs.Float64Var(&o.cpuWeight, "scheduler-cpu-weight-multiplier", 1.0, "vCPU weigher multiplier: positive spreads servers, negative stacks them")
 	fs.Float64Var(&o.diskWeight, "scheduler-disk-weight-multiplier", 1.0, "disk weigher multiplier: positive spreads servers, negative stacks them")
+	fs.BoolVar(&o.aggregateExtraSpecs, "scheduler-aggregate-extra-specs", false, "enable the AggregateInstanceExtraSpecsFilter (off by default, as in Nova): flavors' unscoped extra specs must match host aggregate metadata")
 	fs.BoolVar(&o.agent, "agent", false, "also run a compute agent for this machine in this process (all-in-one)")
 	fs.StringVar(&o.agentDriver, "agent-driver", "libvirt", "driver of the embedded agent: libvirt or fake")
 	fs.StringVar(&o.libvirtURI, "libvirt-uri", "qemu:///system", "libvirt connection of the embedded agent")
@@ -153,6 +155,7 @@ func run(args []string) error {
 	})
 	scheduler.Register(node, scheduler.Config{
 		HostSubsetSize: o.hostSubsetSize, RAMWeightMultiplier: o.ramWeight, CPUWeightMultiplier: o.cpuWeight, DiskWeightMultiplier: o.diskWeight,
+		AggregateInstanceExtraSpecs: o.aggregateExtraSpecs,
 	}, log)
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 2)
