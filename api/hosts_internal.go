@@ -114,7 +114,10 @@ func (s *Server) hostAssignments(w http.ResponseWriter, r *http.Request) {
 	f := s.node.FSM()
 wait:
 	for {
-		ch := f.Changed()
+		// Woken only by writes of this host's records (or a restore),
+		// not by every change of the cluster: a thousand waiting agents
+		// cost nothing while other hosts' servers change.
+		assign, rec := f.KeyChanged(fsm.TableHostAssignments, host), f.KeyChanged(fsm.TableHost, host)
 		idx, err := hostIndex(s.node.State(), host)
 		if err != nil {
 			s.hostError(w, err)
@@ -124,7 +127,8 @@ wait:
 			break
 		}
 		select {
-		case <-ch:
+		case <-assign:
+		case <-rec:
 		case <-timer.C:
 			break wait
 		case <-ctx.Done():

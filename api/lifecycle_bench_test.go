@@ -45,7 +45,7 @@ func benchBootToActive(b *testing.B, nhosts int) {
 	// The simulated hosts share one transport and one listener's address
 	// (console output is not exercised here), as keel-agent --fake-hosts does.
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 2*nhosts + 8
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 0, 2*nhosts+8 // no total cap: no redials
 	// Hosts large enough for every server of the run: this measures the
 	// flow, not a full cloud (which ends in "No valid host").
 	big := fake.Config{Capacity: driver.Capacity{VCPUs: 1024, MemoryMB: 4 << 20, DiskGB: 1 << 20}}

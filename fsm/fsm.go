@@ -49,7 +49,15 @@ type FSM struct {
 	notifyMu   sync.Mutex
 	tableIndex map[string]uint64 // Raft index of each table's last change
 	changed    chan struct{}     // closed (and replaced) on every change
+	// keyWaiters are closed when their record ("table/key", of a table in
+	// keyedTables) is written or deleted: a blocking query about one
+	// record then wakes for that record only.
+	keyWaiters map[string]chan struct{}
 }
+
+// keyedTables are the tables whose records can be waited on one by one
+// (KeyChanged). Written by the files of their domains at init.
+var keyedTables = map[string]bool{}
 
 // store is one open Pebble database. refs counts snapshots still reading it,
 // so Restore closes a replaced store only once they are released.
@@ -112,7 +120,7 @@ func Open(dir string, opts Options) (*FSM, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &FSM{dir: dir, log: log, h: &store{db: db, name: name}, changed: make(chan struct{})}
+	f := &FSM{dir: dir, log: log, h: &store{db: db, name: name}, changed: make(chan struct{}), keyWaiters: map[string]chan struct{}{}}
 	if err := f.loadMeta(); err != nil {
 		db.Close()
 		return nil, err
@@ -269,7 +277,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	applied := f.applied.Load()
 	b := h.db.NewIndexedBatch()
 	defer b.Close()
-	changed := map[string]struct{}{}
+	changed, keys := map[string]struct{}{}, map[string]struct{}{}
 	var last uint64
 	for i, l := range logs {
 		if l.Index <= applied {
@@ -279,7 +287,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		if l.Type != raft.LogCommand {
 			continue
 		}
-		out[i] = f.applyCommand(h.db, b, l, changed)
+		out[i] = f.applyCommand(h.db, b, l, changed, keys)
 	}
 	if last == 0 {
 		return out
@@ -302,8 +310,32 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	}
 	close(f.changed)
 	f.changed = make(chan struct{})
+	for k := range keys {
+		if ch, ok := f.keyWaiters[k]; ok {
+			close(ch)
+			delete(f.keyWaiters, k)
+		}
+	}
 	f.notifyMu.Unlock()
 	return out
+}
+
+// KeyChanged returns a channel closed when table/key is next written or
+// deleted (or the state is restored). Only tables in keyedTables are
+// tracked. As with Changed, take the channel before reading the record.
+func (f *FSM) KeyChanged(table, key string) <-chan struct{} {
+	if !keyedTables[table] {
+		panic("fsm: KeyChanged on table " + table + ", whose records are not tracked one by one")
+	}
+	f.notifyMu.Lock()
+	defer f.notifyMu.Unlock()
+	k := table + "/" + key
+	ch, ok := f.keyWaiters[k]
+	if !ok {
+		ch = make(chan struct{})
+		f.keyWaiters[k] = ch
+	}
+	return ch
 }
 
 func mustWrite(err error, index uint64) {
@@ -317,7 +349,7 @@ func mustWrite(err error, index uint64) {
 
 // applyCommand decodes and applies one command. Its writes reach b only if
 // the applier succeeds, so a refused command changes nothing.
-func (f *FSM) applyCommand(db *pebble.DB, b *pebble.Batch, l *raft.Log, changed map[string]struct{}) (resp *Response) {
+func (f *FSM) applyCommand(db *pebble.DB, b *pebble.Batch, l *raft.Log, changed, keys map[string]struct{}) (resp *Response) {
 	resp = &Response{Index: l.Index}
 	typ, ver, payload, err := decodeEnvelope(l.Data)
 	if err != nil {
@@ -349,6 +381,9 @@ func (f *FSM) applyCommand(db *pebble.DB, b *pebble.Batch, l *raft.Log, changed 
 	mustWrite(b.Apply(tx.w, nil), l.Index)
 	for t := range tx.changed {
 		changed[t] = struct{}{}
+	}
+	for k := range tx.keys {
+		keys[k] = struct{}{}
 	}
 	if value != nil {
 		enc, err := Marshal(value)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/keel-cloud/keel/internal/hostapi"
 )
 
 func openTest(t testing.TB) *FSM {
@@ -356,4 +358,47 @@ func BenchmarkApplyBatch64(b *testing.B) {
 		f.ApplyBatch(logs)
 	}
 	b.ReportMetric(float64(b.N*64)/b.Elapsed().Seconds(), "cmds/s")
+}
+
+// KeyChanged wakes for writes of its record only, and on a restore.
+func TestKeyChanged(t *testing.T) {
+	f := openTest(t)
+	a := f.KeyChanged(TableHostAssignments, "h1")
+	b := f.KeyChanged(TableHostAssignments, "h2")
+	mustApply(t, f, entry(t, 1, &RegisterHost{Registration: hostapi.Registration{Host: "h2", VCPUs: 1, MemoryMB: 1, DiskGB: 1}, ServiceID: "s", HypervisorID: "v"}))
+	mustApply(t, f, entry(t, 2, &KVPut{Key: "x", Value: []byte("y")}))
+	select {
+	case <-a:
+		t.Fatal("a change of other records woke a waiter of h1")
+	case <-b:
+		t.Fatal("a change of host h2's record woke a waiter of its assignments")
+	default:
+	}
+	h2 := f.KeyChanged(TableHost, "h2")
+	mustApply(t, f, entry(t, 3, &RegisterHost{Registration: hostapi.Registration{Host: "h2", VCPUs: 2, MemoryMB: 4096, DiskGB: 10}}))
+	select {
+	case <-h2:
+	default:
+		t.Fatal("a write of host h2's record did not wake its waiter")
+	}
+	// Placing a server on h2 wakes h2's assignment waiters, not h1's.
+	srv := testServers(1, "p1")[0]
+	mustApply(t, f, entry(t, 4, &CreateServers{Servers: []Server{srv}, MinCount: 1}))
+	mustApply(t, f, entry(t, 5, &PlaceServers{Claims: []Claim{{srv.ID, "h2"}}}))
+	select {
+	case <-b:
+	default:
+		t.Fatal("a placement on h2 did not wake the waiter of h2's assignments")
+	}
+	select {
+	case <-a:
+		t.Fatal("a placement on h2 woke the waiter of h1's assignments")
+	default:
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("KeyChanged on an untracked table must panic")
+		}
+	}()
+	f.KeyChanged(TableServer, "x")
 }

@@ -94,6 +94,9 @@ func (*RegisterHost) CommandVersion() uint8    { return 1 }
 
 func init() {
 	register("RegisterHost", applyRegisterHost)
+	// An agent's blocking query waits on its host's two records only.
+	keyedTables[TableHost] = true
+	keyedTables[TableHostAssignments] = true
 }
 
 func applyRegisterHost(tx *Txn, c *RegisterHost) (any, error) {

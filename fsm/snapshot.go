@@ -294,6 +294,10 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.notifyMu.Lock()
 	close(f.changed) // every blocking query wakes and re-reads
 	f.changed = make(chan struct{})
+	for k, ch := range f.keyWaiters {
+		close(ch)
+		delete(f.keyWaiters, k)
+	}
 	f.notifyMu.Unlock()
 
 	old.refs.Wait()

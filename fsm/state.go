@@ -159,6 +159,18 @@ type Txn struct {
 	index   uint64
 	w       *pebble.Batch
 	changed map[string]struct{}
+	keys    map[string]struct{} // written records of keyedTables: "table/key"
+}
+
+// touched records that table/key was written, for KeyChanged waiters.
+func (tx *Txn) touched(table, key string) {
+	tx.changed[table] = struct{}{}
+	if keyedTables[table] {
+		if tx.keys == nil {
+			tx.keys = map[string]struct{}{}
+		}
+		tx.keys[table+"/"+key] = struct{}{}
+	}
 }
 
 // Index is the Raft index of the command being applied. It is the only
@@ -181,13 +193,13 @@ func (tx *Txn) Put(table, key string, value any) error {
 	} else if ok {
 		meta.CreateIndex = old.CreateIndex
 	}
-	tx.changed[table] = struct{}{}
+	tx.touched(table, key)
 	return tx.w.Set(recordKey(table, key), encodeRecord(meta, payload), nil)
 }
 
 // Delete removes table/key (a no-op if absent).
 func (tx *Txn) Delete(table, key string) error {
-	tx.changed[table] = struct{}{}
+	tx.touched(table, key)
 	return tx.w.Delete(recordKey(table, key), nil)
 }
 

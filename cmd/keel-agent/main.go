@@ -235,7 +235,9 @@ func runFakeHosts(ctx context.Context, o *options, log *slog.Logger) error {
 		}
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 2*o.fakeHosts + 8
+	// Every simulated host keeps its connections: without raising the
+	// total (100 by default) they would be closed and dialled again.
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 0, 2*o.fakeHosts+8
 	drivers := make([]driver.Driver, o.fakeHosts)
 	agents := make([]*agent.Agent, o.fakeHosts)
 	for i := range drivers {
