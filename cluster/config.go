@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -103,21 +102,6 @@ func TestTiming() Timing {
 	t.LeaderWait = 3 * time.Second
 	t.ReconcileInterval = 2 * time.Second
 	return t
-}
-
-// ParseClusterKey decodes a base64 cluster key and checks its length.
-func ParseClusterKey(s string) ([]byte, error) {
-	if s == "" {
-		return nil, errors.New("no cluster key: set --cluster-key or KEEL_CLUSTER_KEY (generate one with `keelctl keygen`)")
-	}
-	k, err := base64.StdEncoding.DecodeString(s)
-	if err != nil {
-		return nil, fmt.Errorf("cluster key is not valid base64: %w (generate one with `keelctl keygen`)", err)
-	}
-	if len(k) != 32 {
-		return nil, fmt.Errorf("cluster key is %d bytes; it must be 32 bytes, base64-encoded (generate one with `keelctl keygen`)", len(k))
-	}
-	return k, nil
 }
 
 func (c *Config) validate() error {

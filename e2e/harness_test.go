@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/keel-cloud/keel/cluster"
+	"github.com/keel-cloud/keel/internal/clusterauth"
 )
 
 // Paths of the binaries built by TestMain.
@@ -415,7 +416,7 @@ func keygen(t *testing.T) string {
 	if r.code != 0 {
 		t.Fatalf("keelctl keygen: %s", r)
 	}
-	if _, err := cluster.ParseClusterKey(key); err != nil {
+	if _, err := clusterauth.ParseKey(key); err != nil {
 		t.Fatalf("keelctl keygen printed %q: %v", r.stdout, err)
 	}
 	return key

@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,6 +24,7 @@ import (
 	"github.com/keel-cloud/keel/agent/driver"
 	"github.com/keel-cloud/keel/agent/driver/fake"
 	"github.com/keel-cloud/keel/internal/cli"
+	"github.com/keel-cloud/keel/internal/clusterauth"
 	"github.com/keel-cloud/keel/internal/hostapi"
 	"github.com/keel-cloud/keel/internal/version"
 )
@@ -142,28 +142,10 @@ func (o *options) validate() error {
 			return fmt.Errorf("--fake-fail-spawn: %w", err)
 		}
 	}
-	if o.key, err = parseClusterKey(o.clusterKey); err != nil {
+	if o.key, err = clusterauth.ParseKey(o.clusterKey); err != nil {
 		return err
 	}
 	return nil
-}
-
-// parseClusterKey decodes the key as the controllers do
-// (cluster.ParseClusterKey, not imported to keep Raft and Pebble out of
-// this binary).
-func parseClusterKey(s string) ([]byte, error) {
-	const gen = " (use the controllers' key; `keelctl keygen` makes one)"
-	if s == "" {
-		return nil, errors.New("no cluster key: set --cluster-key or KEEL_CLUSTER_KEY" + gen)
-	}
-	k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
-	if err != nil {
-		return nil, fmt.Errorf("cluster key is not valid base64: %w%s", err, gen)
-	}
-	if len(k) != 32 {
-		return nil, fmt.Errorf("cluster key is %d bytes; it must be 32 bytes, base64-encoded%s", len(k), gen)
-	}
-	return k, nil
 }
 
 // newLibvirt opens the libvirt driver; driver_libvirt.go sets it, so that

@@ -22,6 +22,7 @@ import (
 	"github.com/keel-cloud/keel/api"
 	"github.com/keel-cloud/keel/cluster"
 	"github.com/keel-cloud/keel/internal/cli"
+	"github.com/keel-cloud/keel/internal/clusterauth"
 	"github.com/keel-cloud/keel/internal/version"
 	"github.com/keel-cloud/keel/scheduler"
 )
@@ -199,11 +200,11 @@ func run(args []string) error {
 // bootstraps alone, from <data-dir>/cluster.key (generated on first start).
 func loadKey(o *options, log *slog.Logger) ([]byte, error) {
 	if o.clusterKey != "" {
-		return cluster.ParseClusterKey(o.clusterKey)
+		return clusterauth.ParseKey(o.clusterKey)
 	}
 	path := filepath.Join(o.dataDir, "cluster.key")
 	if b, err := os.ReadFile(path); err == nil {
-		return cluster.ParseClusterKey(strings.TrimSpace(string(b)))
+		return clusterauth.ParseKey(strings.TrimSpace(string(b)))
 	}
 	if o.bootstrapExpect != 1 {
 		return nil, errors.New("no cluster key: set --cluster-key or KEEL_CLUSTER_KEY to the key all controllers share (generate one with `keelctl keygen`)")

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/keel-cloud/keel/cluster"
+	"github.com/keel-cloud/keel/internal/clusterauth"
 )
 
 // clearEnv unsets every KEEL_* variable for the test, so the developer's
@@ -52,7 +53,7 @@ func testKey(t *testing.T) (string, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := cluster.ParseClusterKey(s)
+	k, err := clusterauth.ParseKey(s)
 	if err != nil {
 		t.Fatal(err)
 	}

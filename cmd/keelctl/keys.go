@@ -9,7 +9,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/keel-cloud/keel/cluster"
+	"github.com/keel-cloud/keel/internal/clusterauth"
 )
 
 // defaultKeyFile is where a single-node controller started without
@@ -43,7 +43,7 @@ func newKey() (string, error) {
 // ./keel-data/cluster.key if it exists.
 func (g *globals) key() ([]byte, error) {
 	if g.clusterKey != "" {
-		k, err := cluster.ParseClusterKey(strings.TrimSpace(g.clusterKey))
+		k, err := clusterauth.ParseKey(strings.TrimSpace(g.clusterKey))
 		if err != nil {
 			return nil, fmt.Errorf("--cluster-key: %w", err)
 		}
@@ -61,7 +61,7 @@ func (g *globals) key() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the cluster key file: %w (set --cluster-key-file / KEEL_CLUSTER_KEY_FILE, or pass --cluster-key)", err)
 	}
-	k, err := cluster.ParseClusterKey(strings.TrimSpace(string(b)))
+	k, err := clusterauth.ParseKey(strings.TrimSpace(string(b)))
 	if err != nil {
 		return nil, fmt.Errorf("cluster key file %s: %w", path, err)
 	}

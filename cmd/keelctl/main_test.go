@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/keel-cloud/keel/cluster"
+	"github.com/keel-cloud/keel/internal/clusterauth"
 )
 
 func TestKeygen(t *testing.T) {
@@ -21,7 +21,7 @@ func TestKeygen(t *testing.T) {
 	if k := decodeKey(t, r.stdout); len(k) != 32 {
 		t.Fatalf("key decodes to %d bytes, want 32", len(k))
 	}
-	if _, err := cluster.ParseClusterKey(strings.TrimSpace(r.stdout)); err != nil {
+	if _, err := clusterauth.ParseKey(strings.TrimSpace(r.stdout)); err != nil {
 		t.Fatalf("the controllers would refuse the key: %v", err)
 	}
 	if r2 := keelctl(t, "keygen"); r2.stdout == r.stdout {

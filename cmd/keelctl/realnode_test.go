@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/keel-cloud/keel/cluster"
+	"github.com/keel-cloud/keel/internal/clusterauth"
 )
 
 // A real single-node controller (in-process), shared by the tests that need
@@ -55,7 +56,7 @@ func startRealNode() (*realController, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := cluster.ParseClusterKey(keyStr)
+	key, err := clusterauth.ParseKey(keyStr)
 	if err != nil {
 		return nil, err
 	}

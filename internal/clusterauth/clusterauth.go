@@ -14,6 +14,7 @@ package clusterauth
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -63,4 +64,22 @@ func Verify(req *http.Request, key []byte) error {
 		return ErrUnauthorized
 	}
 	return nil
+}
+
+// ParseKey decodes a base64 cluster key (surrounding white space ignored)
+// and checks that it is 32 bytes.
+func ParseKey(s string) ([]byte, error) {
+	const gen = " (every controller, agent and keelctl uses the same key; `keelctl keygen` makes one)"
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, errors.New("no cluster key: set --cluster-key or KEEL_CLUSTER_KEY" + gen)
+	}
+	k, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("cluster key is not valid base64: %w%s", err, gen)
+	}
+	if len(k) != 32 {
+		return nil, fmt.Errorf("cluster key is %d bytes; it must be 32 bytes, base64-encoded%s", len(k), gen)
+	}
+	return k, nil
 }
