@@ -10,15 +10,11 @@ import (
 )
 
 // flavorFSM applies commands at increasing Raft indexes.
-type flavorFSM struct {
-	t   *testing.T
-	f   *FSM
-	idx uint64
-}
+type flavorFSM struct{ *harness }
 
 func newFlavorFSM(t *testing.T) *flavorFSM {
 	t.Helper()
-	h := &flavorFSM{t: t, f: openTest(t)}
+	h := &flavorFSM{newHarness(t)}
 	// A domain and two projects, for access lists.
 	h.ok(&IdentityBootstrap{
 		Domain:       Domain{ID: "default", Name: "Default", Enabled: true},
@@ -30,40 +26,6 @@ func newFlavorFSM(t *testing.T) *flavorFSM {
 	})
 	h.ok(&CreateProject{Project: Project{ID: "p-other", Name: "other", DomainID: "default", Enabled: true}})
 	return h
-}
-
-func (h *flavorFSM) apply(c Command) *Response {
-	h.t.Helper()
-	h.idx++
-	return mustApply(h.t, h.f, entry(h.t, h.idx, c))
-}
-
-func (h *flavorFSM) ok(c Command) *Response {
-	h.t.Helper()
-	r := h.apply(c)
-	if r.Err != nil {
-		h.t.Fatalf("%T refused: %v (%v)", c, r.Err, r.Err.Kind)
-	}
-	return r
-}
-
-// refuse wants c refused with kind and a message containing msg, and the
-// state unchanged.
-func (h *flavorFSM) refuse(name string, c Command, kind Kind, msg string) {
-	h.t.Helper()
-	before := stateHash(h.t, h.f)
-	r := h.apply(c)
-	switch {
-	case r.Err == nil:
-		h.t.Errorf("%s: accepted, want %v", name, kind)
-	case r.Err.Kind != kind:
-		h.t.Errorf("%s: %v (%q), want %v", name, r.Err.Kind, r.Err.Message, kind)
-	case !strings.Contains(r.Err.Message, msg):
-		h.t.Errorf("%s: message %q does not contain %q", name, r.Err.Message, msg)
-	}
-	if stateHash(h.t, h.f) != before {
-		h.t.Fatalf("%s: a refused command changed the state", name)
-	}
 }
 
 func testFlavor(id, name string) Flavor {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,6 +30,51 @@ func entry(t testing.TB, index uint64, c Command) *raft.Log {
 		t.Fatal(err)
 	}
 	return &raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: data}
+}
+
+// harness applies commands to one FSM at increasing Raft indexes; the
+// tests of each domain embed it.
+type harness struct {
+	t   *testing.T
+	f   *FSM
+	idx uint64
+}
+
+func newHarness(t *testing.T) *harness { return &harness{t: t, f: openTest(t)} }
+
+func (h *harness) apply(c Command) *Response {
+	h.t.Helper()
+	h.idx++
+	return mustApply(h.t, h.f, entry(h.t, h.idx, c))
+}
+
+// ok applies c and fails the test if it is refused.
+func (h *harness) ok(c Command) *Response {
+	h.t.Helper()
+	r := h.apply(c)
+	if r.Err != nil {
+		h.t.Fatalf("%T refused: %v (%v)", c, r.Err, r.Err.Kind)
+	}
+	return r
+}
+
+// refuse applies c, wants it refused with kind and a message containing
+// msg, and wants the state unchanged.
+func (h *harness) refuse(name string, c Command, kind Kind, msg string) {
+	h.t.Helper()
+	before := stateHash(h.t, h.f)
+	r := h.apply(c)
+	switch {
+	case r.Err == nil:
+		h.t.Errorf("%s: accepted, want %v", name, kind)
+	case r.Err.Kind != kind:
+		h.t.Errorf("%s: %v (%q), want %v", name, r.Err.Kind, r.Err.Message, kind)
+	case !strings.Contains(r.Err.Message, msg):
+		h.t.Errorf("%s: message %q does not contain %q", name, r.Err.Message, msg)
+	}
+	if stateHash(h.t, h.f) != before {
+		h.t.Fatalf("%s: a refused command changed the state", name)
+	}
 }
 
 func mustApply(t testing.TB, f *FSM, l *raft.Log) *Response {

@@ -13,49 +13,10 @@ import (
 )
 
 // identityFSM applies commands at increasing Raft indexes.
-type identityFSM struct {
-	t   *testing.T
-	f   *FSM
-	idx uint64
-}
+type identityFSM struct{ *harness }
 
 func newIdentityFSM(t *testing.T) *identityFSM {
-	return &identityFSM{t: t, f: openTest(t)}
-}
-
-func (h *identityFSM) apply(c Command) *Response {
-	h.t.Helper()
-	h.idx++
-	return mustApply(h.t, h.f, entry(h.t, h.idx, c))
-}
-
-// ok applies c and fails the test if it is refused.
-func (h *identityFSM) ok(c Command) *Response {
-	h.t.Helper()
-	r := h.apply(c)
-	if r.Err != nil {
-		h.t.Fatalf("%T refused: %v (%v)", c, r.Err, r.Err.Kind)
-	}
-	return r
-}
-
-// refuse applies c, wants it refused with kind (and a message containing
-// msg), and wants the state unchanged.
-func (h *identityFSM) refuse(name string, c Command, kind Kind, msg string) {
-	h.t.Helper()
-	before := stateHash(h.t, h.f)
-	r := h.apply(c)
-	switch {
-	case r.Err == nil:
-		h.t.Errorf("%s: accepted, want %v", name, kind)
-	case r.Err.Kind != kind:
-		h.t.Errorf("%s: %v (%q), want %v", name, r.Err.Kind, r.Err.Message, kind)
-	case !strings.Contains(r.Err.Message, msg):
-		h.t.Errorf("%s: message %q does not contain %q", name, r.Err.Message, msg)
-	}
-	if stateHash(h.t, h.f) != before {
-		h.t.Fatalf("%s: a refused command changed the state", name)
-	}
+	return &identityFSM{newHarness(t)}
 }
 
 func (h *identityFSM) state() *State { return h.f.State() }

@@ -8,45 +8,9 @@ import (
 )
 
 // imageFSM applies commands at increasing Raft indexes.
-type imageFSM struct {
-	t   *testing.T
-	f   *FSM
-	idx uint64
-}
+type imageFSM struct{ *harness }
 
-func newImageFSM(t *testing.T) *imageFSM { return &imageFSM{t: t, f: openTest(t)} }
-
-func (h *imageFSM) apply(c Command) *Response {
-	h.t.Helper()
-	h.idx++
-	return mustApply(h.t, h.f, entry(h.t, h.idx, c))
-}
-
-func (h *imageFSM) ok(c Command) *Response {
-	h.t.Helper()
-	r := h.apply(c)
-	if r.Err != nil {
-		h.t.Fatalf("%T refused: %v (%v)", c, r.Err, r.Err.Kind)
-	}
-	return r
-}
-
-func (h *imageFSM) refuse(name string, c Command, kind Kind, msg string) {
-	h.t.Helper()
-	before := stateHash(h.t, h.f)
-	r := h.apply(c)
-	switch {
-	case r.Err == nil:
-		h.t.Errorf("%s: accepted, want %v", name, kind)
-	case r.Err.Kind != kind:
-		h.t.Errorf("%s: %v (%q), want %v", name, r.Err.Kind, r.Err.Message, kind)
-	case !strings.Contains(r.Err.Message, msg):
-		h.t.Errorf("%s: message %q does not contain %q", name, r.Err.Message, msg)
-	}
-	if stateHash(h.t, h.f) != before {
-		h.t.Fatalf("%s: a refused command changed the state", name)
-	}
-}
+func newImageFSM(t *testing.T) *imageFSM { return &imageFSM{newHarness(t)} }
 
 func (h *imageFSM) get(id string) *Image {
 	h.t.Helper()

@@ -9,19 +9,9 @@ import (
 )
 
 // kpFSM applies commands at increasing Raft indexes.
-type kpFSM struct {
-	t   *testing.T
-	f   *FSM
-	idx uint64
-}
+type kpFSM struct{ *harness }
 
-func newKpFSM(t *testing.T) *kpFSM { return &kpFSM{t: t, f: openTest(t)} }
-
-func (h *kpFSM) apply(c Command) *Response {
-	h.t.Helper()
-	h.idx++
-	return mustApply(h.t, h.f, entry(h.t, h.idx, c))
-}
+func newKpFSM(t *testing.T) *kpFSM { return &kpFSM{newHarness(t)} }
 
 func (h *kpFSM) create(project, user, name string) *Keypair {
 	h.t.Helper()
@@ -34,25 +24,6 @@ func (h *kpFSM) create(project, user, name string) *Keypair {
 		h.t.Fatal(err)
 	}
 	return &k
-}
-
-// refuse applies c, wants it refused with kind and a message containing
-// msg, and wants the state unchanged.
-func (h *kpFSM) refuse(name string, c Command, kind Kind, msg string) {
-	h.t.Helper()
-	before := stateHash(h.t, h.f)
-	r := h.apply(c)
-	switch {
-	case r.Err == nil:
-		h.t.Errorf("%s: accepted, want %v", name, kind)
-	case r.Err.Kind != kind:
-		h.t.Errorf("%s: %v (%q), want %v", name, r.Err.Kind, r.Err.Message, kind)
-	case !strings.Contains(r.Err.Message, msg):
-		h.t.Errorf("%s: message %q does not contain %q", name, r.Err.Message, msg)
-	}
-	if stateHash(h.t, h.f) != before {
-		h.t.Fatalf("%s: a refused command changed the state", name)
-	}
 }
 
 func (h *kpFSM) used(user string) int64 {

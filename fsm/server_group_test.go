@@ -45,7 +45,7 @@ type sgFSM struct{ kpFSM }
 // newSgFSM has identity bootstrapped and projects p1 and p2 (SetQuota
 // wants them).
 func newSgFSM(t *testing.T) *sgFSM {
-	h := &sgFSM{kpFSM{t: t, f: openTest(t)}}
+	h := &sgFSM{kpFSM{newHarness(t)}}
 	h.ok(identTestBootstrap())
 	h.ok(&CreateProject{Project: Project{ID: "p1", Name: "one", DomainID: "default", Enabled: true}})
 	h.ok(&CreateProject{Project: Project{ID: "p2", Name: "two", DomainID: "default", Enabled: true}})
@@ -68,13 +68,6 @@ func (h *sgFSM) create(g ServerGroup) *ServerGroup {
 		h.t.Fatal(err)
 	}
 	return &out
-}
-
-func (h *sgFSM) ok(c Command) {
-	h.t.Helper()
-	if r := h.apply(c); r.Err != nil {
-		h.t.Fatalf("%T refused: %v", c, r.Err)
-	}
 }
 
 func (h *sgFSM) groupsUsed(project, user string) (int64, int64) {

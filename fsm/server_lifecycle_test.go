@@ -9,16 +9,11 @@ import (
 	"github.com/keel-cloud/keel/internal/hostapi"
 )
 
-// lifecycle is a small harness: one FSM, a running index, helpers that
-// apply and expect success or a refusal that leaves the state unchanged.
-type lifecycle struct {
-	t     *testing.T
-	f     *FSM
-	index uint64
-}
+// lifecycle is the harness of the lifecycle tests, with hosts registered.
+type lifecycle struct{ *harness }
 
 func newLifecycle(t *testing.T, hosts ...string) *lifecycle {
-	l := &lifecycle{t: t, f: openTest(t)}
+	l := &lifecycle{newHarness(t)}
 	for _, h := range hosts {
 		l.ok(&RegisterHost{Registration: hostapi.Registration{Host: h, VCPUs: 4, MemoryMB: 4096, DiskGB: 40},
 			ServiceID: "svc-" + h, HypervisorID: "hv-" + h, Now: 1})
@@ -26,31 +21,10 @@ func newLifecycle(t *testing.T, hosts ...string) *lifecycle {
 	return l
 }
 
-func (l *lifecycle) apply(c Command) *Response {
-	l.t.Helper()
-	l.index++
-	return mustApply(l.t, l.f, entry(l.t, l.index, c))
-}
-
-func (l *lifecycle) ok(c Command) *Response {
-	l.t.Helper()
-	r := l.apply(c)
-	if r.Err != nil {
-		l.t.Fatalf("%T refused: %v", c, r.Err)
-	}
-	return r
-}
-
+// refuse is harness.refuse named after the command.
 func (l *lifecycle) refuse(c Command, kind Kind, msg string) {
 	l.t.Helper()
-	before := stateHash(l.t, l.f)
-	r := l.apply(c)
-	if r.Err == nil || r.Err.Kind != kind || !strings.Contains(r.Err.Message, msg) {
-		l.t.Fatalf("%T: got %v, want %v containing %q", c, r.Err, kind, msg)
-	}
-	if stateHash(l.t, l.f) != before {
-		l.t.Fatalf("a refused %T changed the state", c)
-	}
+	l.harness.refuse(fmt.Sprintf("%T", c), c, kind, msg)
 }
 
 func (l *lifecycle) server(id string) *Server {
@@ -108,8 +82,8 @@ func TestServerLifecycleThroughEveryAction(t *testing.T) {
 	if h := l.host("h1"); h.VCPUsUsed != 2 || h.MemoryMBUsed != 512 || h.RunningVMs != 1 {
 		t.Fatalf("host usage after placement %+v", h)
 	}
-	if s := l.server(id); s.Generation != l.index || s.AvailabilityZone != DefaultZone {
-		t.Fatalf("generation %d (want %d), zone %q", s.Generation, l.index, s.AvailabilityZone)
+	if s := l.server(id); s.Generation != l.idx || s.AvailabilityZone != DefaultZone {
+		t.Fatalf("generation %d (want %d), zone %q", s.Generation, l.idx, s.AvailabilityZone)
 	}
 	if ss, _ := HostServers(l.f.State(), "h1"); len(ss) != 1 {
 		t.Fatalf("host index: %d servers", len(ss))
