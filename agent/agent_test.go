@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"github.com/keel-cloud/keel/internal/gossip"
 	"log/slog"
 	"net"
 	"net/http"
@@ -686,7 +687,7 @@ func TestConfigErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.cfg.Zone != "nova" || a.cfg.Wait != 2*time.Second || a.cfg.Parallel != 8 || a.cfg.Gossip != LANGossipTiming() {
+	if a.cfg.Zone != "nova" || a.cfg.Wait != 2*time.Second || a.cfg.Parallel != 8 || a.cfg.Gossip != gossip.LAN() {
 		t.Fatalf("defaults: %+v", a.cfg)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keel-cloud/keel/agent/driver"
+	"github.com/keel-cloud/keel/internal/gossip"
 )
 
 // Config configures one agent: one compute host. Many agents can run in one
@@ -32,8 +33,9 @@ type Config struct {
 	GossipAddr string
 	// Join lists gossip addresses of controllers (or agents) to join.
 	Join []string
-	// Gossip tunes failure detection; the zero value means LANGossipTiming.
-	Gossip GossipTiming
+	// Gossip tunes failure detection; the zero value means gossip.LAN(),
+	// the controllers' timing.
+	Gossip gossip.Timing
 
 	// ListenAddr is where the agent serves its own internal API (console
 	// output) for the controllers; empty means the caller serves Handler()
@@ -90,29 +92,6 @@ type Config struct {
 	Transport http.RoundTripper
 }
 
-// GossipTiming tunes memberlist's failure detection.
-type GossipTiming struct {
-	ProbeInterval  time.Duration
-	ProbeTimeout   time.Duration
-	SuspicionMult  int
-	GossipInterval time.Duration
-}
-
-// LANGossipTiming is the production default. The values are those of the
-// controllers (cluster.LANTiming): agents and controllers share one gossip
-// pool, and a pool whose members probe at different rates declares members
-// dead at different speeds. They are repeated here rather than imported so
-// that keel-agent does not link the Raft and Pebble code of package cluster;
-// change both together.
-func LANGossipTiming() GossipTiming {
-	return GossipTiming{
-		ProbeInterval:  500 * time.Millisecond,
-		ProbeTimeout:   250 * time.Millisecond,
-		SuspicionMult:  3,
-		GossipInterval: 100 * time.Millisecond,
-	}
-}
-
 // withDefaults checks cfg and fills in the defaults.
 func (cfg Config) withDefaults() (Config, error) {
 	switch {
@@ -140,8 +119,8 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Zone == "" {
 		cfg.Zone = "nova"
 	}
-	if cfg.Gossip == (GossipTiming{}) {
-		cfg.Gossip = LANGossipTiming()
+	if cfg.Gossip == (gossip.Timing{}) {
+		cfg.Gossip = gossip.LAN()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

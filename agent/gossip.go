@@ -12,25 +12,15 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/serf/serf"
 
+	"github.com/keel-cloud/keel/internal/gossip"
 	"github.com/keel-cloud/keel/internal/logging"
 )
 
-// Gossip tags, as package cluster defines them (TagRole, RoleAgent, ...):
-// repeated so that keel-agent does not link package cluster.
-const (
-	tagRole    = "role"
-	tagVersion = "version"
-	tagAPIAddr = "api"
-	tagZone    = "zone"
-	roleAgent  = "agent"
-)
-
-// gossip is the agent's membership in the cluster's serf pool: the leader
+// membership is the agent's membership in the cluster's serf pool: the leader
 // turns it into the host's up/down state.
-type gossip struct {
+type membership struct {
 	serf   *serf.Serf
 	log    *slog.Logger
 	cancel context.CancelFunc
@@ -39,28 +29,11 @@ type gossip struct {
 
 // startGossip creates the serf member and starts joining cfg.Join in the
 // background: controllers may start after their agents.
-func startGossip(ctx context.Context, cfg Config, agentAddr string, log *slog.Logger) (*gossip, error) {
-	host, portStr, err := net.SplitHostPort(cfg.GossipAddr)
+func startGossip(ctx context.Context, cfg Config, agentAddr string, log *slog.Logger) (*membership, error) {
+	ml, err := gossip.Memberlist(cfg.Name, cfg.GossipAddr, cfg.ClusterKey, cfg.Gossip, log)
 	if err != nil {
-		return nil, fmt.Errorf("gossip address %q: %w", cfg.GossipAddr, err)
+		return nil, err
 	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		return nil, fmt.Errorf("gossip address %q: bad port", cfg.GossipAddr)
-	}
-	t := cfg.Gossip
-	ml := memberlist.DefaultLANConfig()
-	ml.Name = cfg.Name
-	ml.BindAddr, ml.BindPort = host, port
-	ml.AdvertiseAddr, ml.AdvertisePort = host, port
-	ml.SecretKey = cfg.ClusterKey
-	ml.GossipVerifyIncoming, ml.GossipVerifyOutgoing = true, true
-	ml.ProbeInterval = t.ProbeInterval
-	ml.ProbeTimeout = t.ProbeTimeout
-	ml.SuspicionMult = t.SuspicionMult
-	ml.GossipInterval = t.GossipInterval
-	ml.Logger = logging.Std(log, "memberlist")
-	ml.LogOutput = nil
 
 	sc := serf.DefaultConfig()
 	sc.NodeName = cfg.Name
@@ -68,10 +41,10 @@ func startGossip(ctx context.Context, cfg Config, agentAddr string, log *slog.Lo
 	sc.Logger = logging.Std(log, "serf")
 	sc.RejoinAfterLeave = true
 	sc.Tags = map[string]string{
-		tagRole:    roleAgent,
-		tagVersion: cfg.Version,
-		tagAPIAddr: agentAddr,
-		tagZone:    cfg.Zone,
+		gossip.TagRole:    gossip.RoleAgent,
+		gossip.TagVersion: cfg.Version,
+		gossip.TagAPIAddr: agentAddr,
+		gossip.TagZone:    cfg.Zone,
 	}
 	if cfg.StateDir != "" {
 		dir := filepath.Join(cfg.StateDir, "serf")
@@ -85,7 +58,7 @@ func startGossip(ctx context.Context, cfg Config, agentAddr string, log *slog.Lo
 		return nil, fmt.Errorf("start gossip on %s: %w (is another process using --gossip-addr?)", cfg.GossipAddr, err)
 	}
 	jctx, cancel := context.WithCancel(ctx)
-	g := &gossip{serf: s, log: log, cancel: cancel}
+	g := &membership{serf: s, log: log, cancel: cancel}
 	log.Info("gossip listening", "addr", g.addr())
 	if len(cfg.Join) > 0 {
 		g.wg.Add(1)
@@ -95,7 +68,7 @@ func startGossip(ctx context.Context, cfg Config, agentAddr string, log *slog.Lo
 }
 
 // retryJoin joins the addresses, retrying with backoff until one answers.
-func (g *gossip) retryJoin(ctx context.Context, addrs []string) {
+func (g *membership) retryJoin(ctx context.Context, addrs []string) {
 	defer g.wg.Done()
 	wait := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
@@ -121,14 +94,14 @@ func (g *gossip) retryJoin(ctx context.Context, addrs []string) {
 }
 
 // addr is the gossip address others join.
-func (g *gossip) addr() string {
+func (g *membership) addr() string {
 	m := g.serf.LocalMember()
 	return net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port)))
 }
 
 // leave announces the agent's departure (so the controllers see a clean
 // stop, not a failure) and shuts gossip down.
-func (g *gossip) leave() {
+func (g *membership) leave() {
 	g.cancel()
 	g.wg.Wait()
 	if err := g.serf.Leave(); err != nil {

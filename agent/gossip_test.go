@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"github.com/keel-cloud/keel/internal/gossip"
 	"io"
 	"net"
 	"strconv"
@@ -40,7 +41,7 @@ func TestGossipTags(t *testing.T) {
 	cfg := testConfig("h1", fake.New(fake.Config{}), fc.url)
 	cfg.GossipAddr, cfg.Join, cfg.Zone = "127.0.0.1:0", []string{join}, "az1"
 	cfg.StateDir = t.TempDir()
-	cfg.Gossip = GossipTiming{ProbeInterval: 100 * time.Millisecond, ProbeTimeout: 50 * time.Millisecond, SuspicionMult: 3, GossipInterval: 20 * time.Millisecond}
+	cfg.Gossip = gossip.Timing{ProbeInterval: 100 * time.Millisecond, ProbeTimeout: 50 * time.Millisecond, SuspicionMult: 3, GossipInterval: 20 * time.Millisecond}
 	ta := startAgent(t, cfg)
 
 	member := func() (serf.Member, bool) {

@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"github.com/keel-cloud/keel/internal/gossip"
 	"log/slog"
 	"net"
 	"time"
@@ -57,11 +58,9 @@ type Timing struct {
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
 	TrailingLogs      uint64
-	// Gossip failure detection (memberlist).
-	ProbeInterval  time.Duration
-	ProbeTimeout   time.Duration
-	SuspicionMult  int
-	GossipInterval time.Duration
+	// Gossip is the failure detection of the serf pool, shared with the
+	// agents (internal/gossip).
+	Gossip gossip.Timing
 	// LeaderWait bounds how long a request waits for a leader to exist
 	// before failing with ErrNoLeader.
 	LeaderWait time.Duration
@@ -80,10 +79,7 @@ func LANTiming() Timing {
 		SnapshotThreshold:  8192,
 		SnapshotInterval:   60 * time.Second,
 		TrailingLogs:       10240,
-		ProbeInterval:      500 * time.Millisecond,
-		ProbeTimeout:       250 * time.Millisecond,
-		SuspicionMult:      3,
-		GossipInterval:     100 * time.Millisecond,
+		Gossip:             gossip.LAN(),
 		LeaderWait:         5 * time.Second,
 		ReconcileInterval:  30 * time.Second,
 	}
@@ -96,9 +92,9 @@ func TestTiming() Timing {
 	t.ElectionTimeout = 300 * time.Millisecond
 	t.LeaderLeaseTimeout = 150 * time.Millisecond
 	t.SnapshotInterval = 5 * time.Second
-	t.ProbeInterval = 200 * time.Millisecond
-	t.ProbeTimeout = 100 * time.Millisecond
-	t.GossipInterval = 50 * time.Millisecond
+	t.Gossip.ProbeInterval = 200 * time.Millisecond
+	t.Gossip.ProbeTimeout = 100 * time.Millisecond
+	t.Gossip.GossipInterval = 50 * time.Millisecond
 	t.LeaderWait = 3 * time.Second
 	t.ReconcileInterval = 2 * time.Second
 	return t

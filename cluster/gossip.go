@@ -12,45 +12,30 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/serf/serf"
 
+	"github.com/keel-cloud/keel/internal/gossip"
 	"github.com/keel-cloud/keel/internal/logging"
 )
 
-// Gossip tags. Gossip is the signal (who is alive, where to reach them);
-// Raft is the truth.
+// Gossip tags (internal/gossip), under the names the rest of the
+// controller uses.
 const (
-	TagRole      = "role"
-	TagVersion   = "version"
-	TagRaftAddr  = "raft"
-	TagAPIAddr   = "api"
-	TagZone      = "zone"
-	TagBootstrap = "expect"
+	TagRole      = gossip.TagRole
+	TagVersion   = gossip.TagVersion
+	TagRaftAddr  = gossip.TagRaftAddr
+	TagAPIAddr   = gossip.TagAPIAddr
+	TagZone      = gossip.TagZone
+	TagBootstrap = gossip.TagBootstrap
 
-	RoleController = "controller"
-	RoleAgent      = "agent"
+	RoleController = gossip.RoleController
+	RoleAgent      = gossip.RoleAgent
 )
 
 func (n *Node) setupSerf() error {
 	cfg := &n.cfg
-	host, portStr, err := net.SplitHostPort(cfg.GossipAddr)
+	ml, err := gossip.Memberlist(cfg.Name, cfg.GossipAddr, cfg.ClusterKey, cfg.Timing.Gossip, n.log)
 	if err != nil {
-		return fmt.Errorf("gossip address %q: %w", cfg.GossipAddr, err)
+		return err
 	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		return fmt.Errorf("gossip address %q: bad port", cfg.GossipAddr)
-	}
-	t := cfg.Timing
-	ml := memberlist.DefaultLANConfig()
-	ml.BindAddr, ml.BindPort = host, port
-	ml.AdvertiseAddr, ml.AdvertisePort = host, port
-	ml.SecretKey = cfg.ClusterKey
-	ml.GossipVerifyIncoming, ml.GossipVerifyOutgoing = true, true
-	ml.ProbeInterval = t.ProbeInterval
-	ml.ProbeTimeout = t.ProbeTimeout
-	ml.SuspicionMult = t.SuspicionMult
-	ml.GossipInterval = t.GossipInterval
-	ml.Logger = logging.Std(n.log, "memberlist")
-	ml.LogOutput = nil
 
 	sc := serf.DefaultConfig()
 	sc.NodeName = cfg.Name
@@ -76,7 +61,7 @@ func (n *Node) setupSerf() error {
 	if n.serf, err = serf.Create(sc); err != nil {
 		return fmt.Errorf("start gossip on %s: %w (is another process using --gossip-addr?)", cfg.GossipAddr, err)
 	}
-	if port == 0 {
+	if ml.BindPort == 0 {
 		m := n.serf.LocalMember()
 		n.log.Info("gossip listening", "addr", net.JoinHostPort(m.Addr.String(), strconv.Itoa(int(m.Port))))
 	}
