@@ -77,9 +77,6 @@ func (s *Server) registerHost(w http.ResponseWriter, r *http.Request) {
 }
 
 func hostStatus(h *fsm.Host) hostapi.HostStatus {
-	if h == nil {
-		return hostapi.HostStatus{}
-	}
 	return hostapi.HostStatus{Host: h.Host, Registered: true, Disabled: h.Disabled, DisabledReason: h.DisabledReason, ForcedDown: h.ForcedDown}
 }
 
@@ -118,7 +115,7 @@ wait:
 		// not by every change of the cluster: a thousand waiting agents
 		// cost nothing while other hosts' servers change.
 		assign, rec := f.KeyChanged(fsm.TableHostAssignments, host), f.KeyChanged(fsm.TableHost, host)
-		idx, err := hostIndex(s.node.State(), host)
+		idx, _, err := hostIndex(s.node.State(), host)
 		if err != nil {
 			s.hostError(w, err)
 			return
@@ -145,27 +142,28 @@ wait:
 
 // hostIndex is the newest index at which the host or any of its servers
 // changed.
-func hostIndex(r fsm.Reader, host string) (uint64, error) {
+func hostIndex(r fsm.Reader, host string) (uint64, *fsm.Host, error) {
 	idx, err := fsm.HostAssignmentsIndex(r, host)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	if _, m, err := fsm.GetHost(r, host); err == nil {
-		idx = max(idx, m.ModifyIndex)
+	h, m, err := fsm.GetHost(r, host)
+	if err != nil {
+		return idx, nil, nil // not registered (yet, or any more)
 	}
-	return idx, nil
+	return max(idx, m.ModifyIndex), h, nil
 }
 
 // assignments reads what the host's agent must do, from one snapshot of
 // the state.
 func (s *Server) assignments(host string) (*hostapi.Assignments, error) {
 	st := s.node.State()
-	idx, err := hostIndex(st, host)
+	idx, h, err := hostIndex(st, host)
 	if err != nil {
 		return nil, err
 	}
 	out := &hostapi.Assignments{Index: idx, Host: hostapi.HostStatus{Host: host}, Servers: []hostapi.Assignment{}}
-	if h, _, err := fsm.GetHost(st, host); err == nil {
+	if h != nil {
 		out.Host = hostStatus(h)
 	}
 	servers, err := fsm.HostServers(st, host)

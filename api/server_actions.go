@@ -173,7 +173,7 @@ func (s *Server) consoleOutput(c *Call, srv *fsm.Server, arg json.RawMessage) er
 			length = n
 		}
 	}
-	if srv.Host == "" || srv.VMState == fsm.VMBuilding && srv.LaunchedAt == 0 && srv.TaskState != fsm.TaskSpawning {
+	if srv.Host == "" { // Nova's check_instance_host
 		return conflict("Instance %s is not ready", srv.ID)
 	}
 	if srv.TaskState == fsm.TaskDeleting {

@@ -87,8 +87,9 @@ func (l *Loop) round(ctx context.Context) (bool, error) {
 		hosts[i] = hostView(h)
 	}
 	reqs := make([]Request, 0, len(pending))
+	images := map[string]map[string]string{} // a batch's servers mostly share a few images
 	for _, s := range pending {
-		r, err := requestFor(st, s)
+		r, err := requestFor(st, s, images)
 		if err != nil {
 			return false, err
 		}
@@ -125,16 +126,6 @@ func (l *Loop) round(ctx context.Context) (bool, error) {
 // hostView turns a host record into the scheduler's view of it.
 func hostView(h *fsm.Host) Host {
 	cpu, ram, disk := h.Ratios()
-	caps := map[string]string{}
-	for k, v := range h.Capabilities {
-		caps[k] = v
-	}
-	if h.HypervisorType != "" {
-		caps["hypervisor_type"] = h.HypervisorType
-	}
-	if h.HypervisorVersion != 0 {
-		caps["hypervisor_version"] = fmt.Sprint(h.HypervisorVersion)
-	}
 	return Host{
 		Name: h.Host, Zone: h.Zone,
 		Up:       !h.ForcedDown,
@@ -143,12 +134,12 @@ func hostView(h *fsm.Host) Host {
 		VCPUsUsed: h.VCPUsUsed, MemoryMBUsed: h.MemoryMBUsed, DiskGBUsed: h.DiskGBUsed,
 		CPURatio: cpu, RAMRatio: ram, DiskRatio: disk,
 		Servers:      h.RunningVMs,
-		Capabilities: caps,
+		Capabilities: h.Capabilities, // the agent's facts (Place never changes them)
 	}
 }
 
 // requestFor builds the placement request of a pending server.
-func requestFor(st fsm.Reader, s *fsm.Server) (Request, error) {
+func requestFor(st fsm.Reader, s *fsm.Server, images map[string]map[string]string) (Request, error) {
 	vcpus, ram, disk := s.Flavor.Claim()
 	r := Request{
 		ServerID: s.ID, VCPUs: vcpus, MemoryMB: ram, DiskGB: disk,
@@ -156,9 +147,14 @@ func requestFor(st fsm.Reader, s *fsm.Server) (Request, error) {
 		Zone:         s.PinnedAZ,
 		ExcludeHosts: s.RetryHosts,
 	}
-	if img, _, err := fsm.GetImage(st, s.ImageID); err == nil {
-		r.ImageProperties = img.Properties
+	props, seen := images[s.ImageID]
+	if !seen {
+		if img, _, err := fsm.GetImage(st, s.ImageID); err == nil {
+			props = img.Properties
+		}
+		images[s.ImageID] = props
 	}
+	r.ImageProperties = props
 	r.ForcedHost = s.ForcedHost
 	hostsOf := func(hint string) []string {
 		var out []string
