@@ -64,7 +64,7 @@ func benchBootToActive(b *testing.B, nhosts int) {
 	}
 	b.Cleanup(func() { cancel(); wg.Wait() })
 	st := cc.Nodes[0].State()
-	waitFor(b, 60*time.Second, "hosts registered", func() bool {
+	cluster.WaitFor(b, 60*time.Second, "hosts registered", func() bool {
 		hs, _ := fsm.ListHosts(st)
 		return len(hs) == nhosts
 	})
@@ -95,7 +95,7 @@ func benchBootToActive(b *testing.B, nhosts int) {
 	cwg.Wait()
 	accepted := time.Since(start)
 	var lat []time.Duration
-	waitFor(b, 10*time.Minute, "every server ACTIVE", func() bool {
+	cluster.WaitFor(b, 10*time.Minute, "every server ACTIVE", func() bool {
 		lat = lat[:0]
 		done := true
 		fsm.ListServers(st, fsm.ServerListing{}, func(s *fsm.Server) bool {
@@ -119,16 +119,4 @@ func benchBootToActive(b *testing.B, nhosts int) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(0, "ns/op")
-}
-
-// waitFor polls cond every 20 ms until it holds or the timeout passes.
-func waitFor(b testing.TB, timeout time.Duration, what string, cond func() bool) {
-	b.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			b.Fatalf("%s: not after %s", what, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
