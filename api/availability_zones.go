@@ -99,7 +99,7 @@ func (s *Server) listAvailabilityZonesDetail(c *Call) error {
 			byZone[h.Zone] = map[string]any{}
 		}
 		byZone[h.Zone][h.Host] = map[string]any{"nova-compute": map[string]any{
-			"available": !h.ForcedDown, "active": !h.Disabled, "updated_at": actionTime(h.UpdatedAt)}}
+			"available": !h.ForcedDown, "active": !h.Disabled, "updated_at": usageTime(h.UpdatedAt)}}
 	}
 	for _, z := range slices.Sorted(maps.Keys(byZone)) {
 		out = append(out, map[string]any{"zoneName": z, "zoneState": map[string]any{"available": true}, "hosts": byZone[z]})

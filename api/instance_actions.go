@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"time"
 
 	"github.com/keel-cloud/keel/fsm"
 )
@@ -14,14 +13,6 @@ import (
 func (s *Server) registerInstanceActions(route func(method, path string, rule Rule, h HandlerFunc)) {
 	route("GET", "/{server_id}/os-instance-actions", ProjectReader, s.listInstanceActions)
 	route("GET", "/{server_id}/os-instance-actions/{request_id}", ProjectReader, s.showInstanceAction)
-}
-
-// actionTime is the format Nova gives action and event times.
-func actionTime(micros int64) any {
-	if micros == 0 {
-		return nil
-	}
-	return time.UnixMicro(micros).UTC().Format("2006-01-02T15:04:05.000000")
 }
 
 // actionServer loads the server whose actions are asked for: from 2.21 a
@@ -45,10 +36,10 @@ func (s *Server) actionView(c *Call, a *fsm.InstanceAction) map[string]any {
 	}
 	v := map[string]any{
 		"action": a.Action, "instance_uuid": a.ServerID, "message": msg, "project_id": a.ProjectID,
-		"request_id": a.RequestID, "start_time": actionTime(a.StartTime), "user_id": a.UserID,
+		"request_id": a.RequestID, "start_time": usageTime(a.StartTime), "user_id": a.UserID,
 	}
 	if c.Version.AtLeast(2, 58) {
-		v["updated_at"] = actionTime(a.UpdatedAt)
+		v["updated_at"] = usageTime(a.UpdatedAt)
 	}
 	return v
 }
@@ -142,7 +133,7 @@ func (s *Server) showInstanceAction(c *Call) error {
 			if e.Result != "" {
 				result = e.Result
 			}
-			ev := map[string]any{"event": e.Event, "start_time": actionTime(e.StartTime), "finish_time": actionTime(e.FinishTime), "result": result}
+			ev := map[string]any{"event": e.Event, "start_time": usageTime(e.StartTime), "finish_time": usageTime(e.FinishTime), "result": result}
 			if admin {
 				var tb any
 				if e.Traceback != "" {

@@ -20,7 +20,8 @@ func novaTime(micros int64) string {
 	return time.UnixMicro(micros).UTC().Format("2006-01-02T15:04:05Z")
 }
 
-// usageTime is the OS-SRV-USG format (no zone suffix, microseconds).
+// usageTime is the format of OS-SRV-USG times, instance actions and
+// service updates (no zone suffix, microseconds); nil for none.
 func usageTime(micros int64) any {
 	if micros == 0 {
 		return nil
