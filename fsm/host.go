@@ -194,13 +194,18 @@ func chargeHost(tx *Txn, s *Server, sign int) error {
 	} else if err != nil {
 		return err
 	}
-	vcpus, ram, disk := s.Flavor.Claim()
-	h.VCPUsUsed += sign * vcpus
-	h.MemoryMBUsed += sign * ram
-	h.DiskGBUsed += sign * disk
-	h.RunningVMs += sign
-	h.VCPUsUsed, h.MemoryMBUsed, h.DiskGBUsed, h.RunningVMs = max(h.VCPUsUsed, 0), max(h.MemoryMBUsed, 0), max(h.DiskGBUsed, 0), max(h.RunningVMs, 0)
+	h.charge(s.Flavor, sign)
 	return tx.Put(TableHost, s.Host, h)
+}
+
+// charge adds (sign +1) or releases (sign -1) one server's claim in the
+// host's usage, never below zero.
+func (h *Host) charge(f ServerFlavor, sign int) {
+	vcpus, ram, disk := f.Claim()
+	h.VCPUsUsed = max(h.VCPUsUsed+sign*vcpus, 0)
+	h.MemoryMBUsed = max(h.MemoryMBUsed+sign*ram, 0)
+	h.DiskGBUsed = max(h.DiskGBUsed+sign*disk, 0)
+	h.RunningVMs = max(h.RunningVMs+sign, 0)
 }
 
 // DefaultZone is Nova's default availability zone

@@ -322,10 +322,7 @@ func applyPlaceServers(tx *Txn, c *PlaceServers) (any, error) {
 			res.Skipped = append(res.Skipped, cl.ServerID)
 			continue
 		}
-		h.VCPUsUsed += vcpus
-		h.MemoryMBUsed += ram
-		h.DiskGBUsed += disk
-		h.RunningVMs++
+		h.charge(s.Flavor, +1)
 		s.Host, s.Node = h.Host, h.Host
 		if s.AvailabilityZone == "" {
 			s.AvailabilityZone = h.Zone
