@@ -486,3 +486,42 @@ func TestLockedServerActions(t *testing.T) {
 		t.Fatalf("bad reboot type: %d %s", r.Status, r.Body)
 	}
 }
+
+// Malformed action bodies are Nova's 400 and change nothing stored.
+func TestServerActionBadInput(t *testing.T) {
+	cc := newSchedulingCloud(t, 1)
+	cc.startHosts(t, 1, fake.Config{})
+	id := cc.boot(t, cc.admin, "vm", nil)
+	cc.waitStatus(t, id, "ACTIVE")
+	before, _ := cc.Nodes[0].FSM().Hash()
+	for _, c := range []struct {
+		body    any
+		version string
+	}{
+		{map[string]any{}, "2.1"},
+		{map[string]any{"os-stop": nil, "os-start": nil}, "2.1"},
+		{map[string]any{"reboot": "HARD"}, "2.1"},
+		{map[string]any{"reboot": map[string]any{}}, "2.1"},
+		{map[string]any{"reboot": map[string]any{"type": "HARD", "extra": 1}}, "2.1"},
+		{map[string]any{"os-getConsoleOutput": map[string]any{"length": "abc"}}, "2.1"},
+		{map[string]any{"os-getConsoleOutput": map[string]any{"length": -2}}, "2.1"},
+		{map[string]any{"lock": map[string]any{"locked_reason": 5}}, "2.73"},
+		{map[string]any{"lock": map[string]any{"locked_reason": strings.Repeat("r", 256)}}, "2.73"},
+		{map[string]any{"os-resetState": map[string]any{"state": 5}}, "2.1"},
+		{map[string]any{"os-resetState": map[string]any{}}, "2.1"},
+		{`{"reboot": `, "2.1"},
+	} {
+		var r resp
+		if s, ok := c.body.(string); ok {
+			r = do(t, "POST", cc.url(0)+"/compute/v2.1/servers/"+id+"/action", cc.admin, s, "OpenStack-API-Version", "compute "+c.version)
+		} else {
+			r = cc.action(t, cc.admin, id, c.body.(map[string]any), c.version)
+		}
+		if r.Status != 400 || r.json(t)["badRequest"] == nil {
+			t.Errorf("%v: %d %s, want a 400 badRequest fault", c.body, r.Status, r.Body)
+		}
+	}
+	if after, _ := cc.Nodes[0].FSM().Hash(); after != before {
+		t.Fatal("malformed actions changed the stored state")
+	}
+}
