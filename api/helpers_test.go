@@ -10,6 +10,7 @@ import (
 
 	"github.com/keel-cloud/keel/cluster"
 	"github.com/keel-cloud/keel/fsm"
+	"github.com/keel-cloud/keel/liveness"
 	"github.com/keel-cloud/keel/scheduler"
 )
 
@@ -36,6 +37,7 @@ func newAPIClusterWith(t testing.TB, n int, withScheduler bool, opts ...cluster.
 		s := New(Config{Node: tn.Node, PublicURL: "http://" + tn.Cfg.APIAddr, AdminPassword: testAdminPassword, DataDir: tn.Dir()})
 		if withScheduler {
 			scheduler.Register(tn.Node, scheduler.Config{}, nil)
+			liveness.Register(tn.Node, liveness.Config{}, nil)
 		}
 		ac.servers[tn.Cfg.Name] = s
 		return s

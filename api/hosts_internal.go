@@ -25,6 +25,7 @@ func (s *Server) registerHostAPI() {
 	s.mux.Handle("POST /internal/v1/hosts/{host}", auth(s.registerHost))
 	s.mux.Handle("GET /internal/v1/hosts/{host}/servers", auth(s.hostAssignments))
 	s.mux.Handle("POST /internal/v1/hosts/{host}/servers/{server_id}/report", auth(s.hostReport))
+	s.mux.Handle("POST /internal/v1/hosts/{host}/migrations/{migration_id}/complete", auth(s.hostCompleteMigration))
 	s.mux.Handle("GET /internal/v1/images/{image_id}/file", auth(s.hostImage))
 }
 
@@ -77,7 +78,7 @@ func (s *Server) registerHost(w http.ResponseWriter, r *http.Request) {
 }
 
 func hostStatus(h *fsm.Host) hostapi.HostStatus {
-	return hostapi.HostStatus{Host: h.Host, Registered: true, Disabled: h.Disabled, DisabledReason: h.DisabledReason, ForcedDown: h.ForcedDown}
+	return hostapi.HostStatus{Host: h.Host, Registered: true, Disabled: h.Disabled, DisabledReason: h.DisabledReason, ForcedDown: h.ForcedDown, Up: h.Alive()}
 }
 
 // hostAssignments is the blocking query GET
@@ -132,11 +133,23 @@ wait:
 			return
 		}
 	}
+	fresh := q.Get("fresh") == "1"
+	if fresh && minIndex != 0 {
+		// The agent renews its fencing lease with this answer: confirm
+		// with the leader that this controller's state is current (a
+		// controller cut off from the leader must not keep a host's
+		// lease alive with old state).
+		if err := s.node.Consistent(ctx); err != nil {
+			s.hostError(w, err)
+			return
+		}
+	}
 	out, err := s.assignments(host)
 	if err != nil {
 		s.hostError(w, err)
 		return
 	}
+	out.Fresh = fresh
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -183,7 +196,28 @@ func (s *Server) assignments(host string) (*hostapi.Assignments, error) {
 		}
 		out.Servers = append(out.Servers, a)
 	}
+	evacuated, err := fsm.EvacuatedFrom(st, host)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range evacuated {
+		out.Evacuated = append(out.Evacuated, hostapi.Evacuated{ServerID: m.ServerID, MigrationID: m.ID, Generation: m.SourceGeneration})
+	}
 	return out, nil
+}
+
+// hostCompleteMigration is POST
+// /internal/v1/hosts/{host}/migrations/{migration_id}/complete: the host's
+// agent destroyed its copy of a server evacuated away from it.
+func (s *Server) hostCompleteMigration(w http.ResponseWriter, r *http.Request) {
+	cmd := &fsm.CompleteMigration{ID: r.PathValue("migration_id"), Host: r.PathValue("host"), Now: time.Now().UnixMicro()}
+	var m fsm.Migration
+	if err := s.apply(r.Context(), cmd, &m); err != nil {
+		s.hostError(w, err)
+		return
+	}
+	s.log.Info("an evacuated host destroyed its copy of a server: migration completed", "host", cmd.Host, "server_id", m.ServerID, "migration_id", m.ID)
+	writeJSON(w, http.StatusOK, map[string]string{"status": m.Status})
 }
 
 func assignmentOf(srv *fsm.Server) hostapi.Assignment {

@@ -69,6 +69,10 @@ type Config struct {
 	// NoDefaultFlavors: do not create Nova's m1.* flavors when the cluster
 	// is first bootstrapped.
 	NoDefaultFlavors bool
+	// EvacuateMargin is the safety margin added to a host's fencing window
+	// before a host that gossip reports down may be evacuated
+	// (DefaultEvacuateMargin if 0).
+	EvacuateMargin time.Duration
 }
 
 // Server routes every HTTP request of a controller.

@@ -22,7 +22,7 @@ import (
 var notBuiltActions = map[string]string{
 	"resize": "resizing", "confirmResize": "resizing", "revertResize": "resizing",
 	"rebuild": "rebuilding", "createImage": "snapshots", "createBackup": "backups",
-	"migrate": "migration", "os-migrateLive": "live migration", "evacuate": "evacuation",
+	"migrate": "migration", "os-migrateLive": "live migration",
 	"shelve": "shelving", "shelveOffload": "shelving", "unshelve": "shelving",
 	"rescue": "rescue", "unrescue": "rescue", "changePassword": "password changes",
 	"forceDelete": "soft delete", "trigger_crash_dump": "crash dumps",
@@ -106,6 +106,8 @@ func (s *Server) serverAction(c *Call) error {
 		cmd.Action = fsm.ActionUnlock
 	case "os-getConsoleOutput":
 		return s.consoleOutput(c, srv, arg)
+	case "evacuate":
+		return s.evacuate(c, srv, arg)
 	case "os-resetState":
 		var r struct {
 			State *string `json:"state"`

@@ -190,3 +190,16 @@ func nudge(ch chan struct{}) {
 	default:
 	}
 }
+
+// Peers returns the names of the controllers in the Raft configuration.
+func (n *Node) Peers() []string {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return nil
+	}
+	var out []string
+	for _, s := range f.Configuration().Servers {
+		out = append(out, string(s.ID))
+	}
+	return out
+}

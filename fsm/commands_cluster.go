@@ -123,6 +123,22 @@ func applyKVDelete(tx *Txn, c *KVDelete) (any, error) {
 	return nil, tx.Delete(TableKV, c.Key)
 }
 
+// nextSeq takes the next value of a named sequence inside another command.
+// A command reads the stored state, not its own writes: call it at most once
+// per sequence in one command.
+func nextSeq(tx *Txn, name string) (int64, error) {
+	seq := &Sequence{}
+	if cur, ok, err := tx.Get(TableSequence, name); err != nil {
+		return 0, err
+	} else if ok {
+		if err := cur.Decode(seq); err != nil {
+			return 0, err
+		}
+	}
+	seq.Value++
+	return int64(seq.Value), tx.Put(TableSequence, name, seq)
+}
+
 func applySequenceNext(tx *Txn, c *SequenceNext) (any, error) {
 	if err := validKVKey(c.Name); err != nil {
 		return nil, err

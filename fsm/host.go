@@ -41,6 +41,20 @@ type Host struct {
 	hostapi.Registration
 	ServiceID    string `json:"service_id"`    // uuid of its nova-compute service
 	HypervisorID string `json:"hypervisor_id"` // uuid of its hypervisor
+	// Seq is the integer id of its service and hypervisor (the ids Nova
+	// shows before microversion 2.53), from the "service" sequence.
+	Seq int64 `json:"seq"`
+	// AggregateZone is the availability zone given by the host aggregates
+	// it belongs to ("" if none sets one): it overrides the zone its agent
+	// registered (see AvailabilityZone).
+	AggregateZone string `json:"aggregate_zone,omitempty"`
+
+	// Up is the liveness the leader committed from gossip (always true for
+	// a host without gossip); StateChangedAt is when it last changed.
+	// Whether the service is "up" for the API also depends on ForcedDown
+	// (see Alive).
+	Up             bool  `json:"up"`
+	StateChangedAt int64 `json:"state_changed_at,omitempty"`
 
 	VCPUsUsed    int `json:"vcpus_used"`
 	MemoryMBUsed int `json:"memory_mb_used"`
@@ -53,6 +67,37 @@ type Host struct {
 
 	CreatedAt int64 `json:"created_at"`
 	UpdatedAt int64 `json:"updated_at"`
+}
+
+// AvailabilityZone is the host's zone: its aggregates' if one sets it, else
+// the zone its agent registered.
+func (h *Host) AvailabilityZone() string {
+	if h.AggregateZone != "" {
+		return h.AggregateZone
+	}
+	return h.Zone
+}
+
+// Alive reports whether the host's service is up: liveness says so and no
+// operator forced it down.
+func (h *Host) Alive() bool { return h.Up && !h.ForcedDown }
+
+// EvacuableAt is the earliest time (unix microseconds) at which servers may
+// be evacuated from the host, given the controllers' safety margin, and
+// whether that time exists at all. A forced-down host is evacuable at once:
+// the operator vouched that it is off. A host that liveness reports down is
+// evacuable once its agent's fencing window and the margin have passed
+// since it went down: by then its agent, if it still runs, has stopped its
+// domains. A host that is up, or whose agent does not fence itself, is not
+// evacuable until forced down.
+func (h *Host) EvacuableAt(marginMS int64) (int64, bool) {
+	switch {
+	case h.ForcedDown:
+		return 0, true
+	case h.Up || h.FenceAfterMS <= 0:
+		return 0, false
+	}
+	return h.StateChangedAt + (h.FenceAfterMS+marginMS)*1000, true
 }
 
 // Ratios returns the host's allocation ratios, Nova's defaults where unset.
@@ -121,7 +166,16 @@ func applyRegisterHost(tx *Txn, c *RegisterHost) (any, error) {
 		if c.ServiceID == "" || c.HypervisorID == "" {
 			return nil, Errorf(KindInvalid, "registering host %s needs service and hypervisor ids", r.Host)
 		}
-		h = &Host{ServiceID: c.ServiceID, HypervisorID: c.HypervisorID, CreatedAt: c.Now}
+		seq, err := nextSeq(tx, serviceSequence)
+		if err != nil {
+			return nil, err
+		}
+		h = &Host{ServiceID: c.ServiceID, HypervisorID: c.HypervisorID, Seq: seq, CreatedAt: c.Now,
+			Up: true, StateChangedAt: c.Now}
+	}
+	if !r.Gossip && !h.Up {
+		// A host that left gossip is up while its agent can register.
+		h.Up, h.StateChangedAt = true, c.Now
 	}
 	h.Registration = r
 	h.UpdatedAt = c.Now

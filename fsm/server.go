@@ -111,6 +111,14 @@ type Server struct {
 	// ForcedHost is the host an administrator asked for
 	// (availability_zone "zone:host", or 2.74's host).
 	ForcedHost string `json:"forced_host,omitempty"`
+	// RequestedHost is a destination the scheduler's filters must accept
+	// (an evacuation's host without force).
+	RequestedHost string `json:"requested_host,omitempty"`
+	// While the server is evacuated: the host it left, its migration, and
+	// whether it ends stopped.
+	EvacuatedFrom string `json:"evacuated_from,omitempty"`
+	MigrationID   string `json:"migration_id,omitempty"`
+	EvacuateStop  bool   `json:"evacuate_stop,omitempty"`
 	// LockedBy is "owner" or "admin" (Nova's locked_by).
 	LockedBy string `json:"locked_by,omitempty"`
 	// ActionSeq numbers the server's instance actions; the newest is the
@@ -373,6 +381,7 @@ func applyCreateServers(tx *Txn, c *CreateServers) (any, error) {
 		s := c.Servers[i]
 		s.setState(VMBuilding, TaskScheduling)
 		s.Host, s.Node, s.Generation, s.Attempts, s.RetryHosts, s.ActionSeq = "", "", 0, 0, nil, 0
+		s.RequestedHost, s.EvacuatedFrom, s.MigrationID, s.EvacuateStop = "", "", "", false
 		if err := recordAction(tx, &s, "create", c.RequestID, s.UserID, s.ProjectID, s.CreatedAt, "conductor_schedule_and_build_instances"); err != nil {
 			return nil, err
 		}
@@ -448,14 +457,24 @@ func applyDeleteServer(tx *Txn, c *DeleteServer) (any, error) {
 	if s.Locked && !c.Admin {
 		return nil, Errorf(KindConflict, "Instance %s is locked", s.ID)
 	}
-	if s.TaskState == TaskDeleting {
+	local := s.Host == ""
+	if !local {
+		// Nova's local delete: a server whose host is down is deleted at
+		// once; the host's agent, if it comes back, destroys its copy.
+		h, _, err := Get[Host](tx, TableHost, s.Host)
+		if err != nil && !IsNotFound(err) {
+			return nil, err
+		}
+		local = h == nil || !h.Alive()
+	}
+	if s.TaskState == TaskDeleting && !local {
 		return nil, nil // already being deleted: Nova answers 204 again
 	}
 	user, project := c.UserID, c.ProjectID
 	if user == "" {
 		user, project = s.UserID, s.ProjectID
 	}
-	if s.Host == "" {
+	if local {
 		if err := recordAction(tx, s, "delete", c.RequestID, user, project, c.Now, ""); err != nil {
 			return nil, err
 		}

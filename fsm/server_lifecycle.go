@@ -287,7 +287,8 @@ type PlaceServersResult struct {
 
 // pending reports whether the server waits for the scheduler.
 func (s *Server) pending() bool {
-	return !s.Deleted && s.Host == "" && s.VMState == VMBuilding && s.TaskState == TaskScheduling
+	return !s.Deleted && s.Host == "" &&
+		((s.VMState == VMBuilding && s.TaskState == TaskScheduling) || s.TaskState == TaskRebuilding)
 }
 
 func applyPlaceServers(tx *Txn, c *PlaceServers) (any, error) {
@@ -318,7 +319,7 @@ func applyPlaceServers(tx *Txn, c *PlaceServers) (any, error) {
 			hosts[cl.Host] = h
 		}
 		vcpus, ram, disk := s.Flavor.Claim()
-		if h.Disabled || h.ForcedDown || !h.Fits(vcpus, ram, disk) || slices.Contains(s.RetryHosts, h.Host) {
+		if h.Disabled || !h.Alive() || !h.Fits(vcpus, ram, disk) || slices.Contains(s.RetryHosts, h.Host) || h.Host == s.EvacuatedFrom {
 			res.Skipped = append(res.Skipped, cl.ServerID)
 			continue
 		}
@@ -328,8 +329,6 @@ func applyPlaceServers(tx *Txn, c *PlaceServers) (any, error) {
 			s.AvailabilityZone = h.Zone
 		}
 		s.Generation = tx.Index()
-		s.Attempts++
-		s.setState(VMBuilding, TaskSpawning)
 		s.UpdatedAt = c.Now
 		if err := tx.DeleteIndex(TableServer, IndexServerPending, s.ID, pendingKey(s)...); err != nil {
 			return nil, err
@@ -337,11 +336,19 @@ func applyPlaceServers(tx *Txn, c *PlaceServers) (any, error) {
 		if err := tx.PutIndex(TableServer, IndexServerHost, s.ID, s.Host); err != nil {
 			return nil, err
 		}
-		if err := withAction(tx, s, func(a *InstanceAction) {
-			a.finishEvent("conductor_schedule_and_build_instances", c.Now, "")
-			a.startEvent("compute__do_build_and_run_instance", s.Host, c.Now)
-		}); err != nil {
-			return nil, err
+		if s.TaskState == TaskRebuilding {
+			if err := placeEvacuated(tx, s, h, c.Now); err != nil {
+				return nil, err
+			}
+		} else {
+			s.Attempts++
+			s.setState(VMBuilding, TaskSpawning)
+			if err := withAction(tx, s, func(a *InstanceAction) {
+				a.finishEvent("conductor_schedule_and_build_instances", c.Now, "")
+				a.startEvent("compute__do_build_and_run_instance", s.Host, c.Now)
+			}); err != nil {
+				return nil, err
+			}
 		}
 		if err := saveServer(tx, s); err != nil {
 			return nil, err
@@ -364,6 +371,13 @@ func applyPlaceServers(tx *Txn, c *PlaceServers) (any, error) {
 			continue
 		}
 		msg := NoValidHostMessage + f.Reason
+		if s.TaskState == TaskRebuilding {
+			if err := failEvacuation(tx, s, msg, c.Now); err != nil {
+				return nil, err
+			}
+			res.Failed = append(res.Failed, s.ID)
+			continue
+		}
 		if s.Attempts > 0 {
 			// Nova's reschedule verdict: the earlier hosts failed the build
 			// and no other host is left.
@@ -476,6 +490,15 @@ func applyReportServer(tx *Txn, c *ReportServer) (any, error) {
 		return nil, tombstone(tx, s, c.Now)
 	case r.Task == TaskSpawning && r.Error != "":
 		return nil, reschedule(tx, s, r.Error, c.Now)
+	case r.Task == TaskRebuildSpawning:
+		s.PowerState = r.PowerState
+		if r.Error == "" {
+			s.LaunchedAt = c.Now
+		}
+		if err := finishEvacuation(tx, s, r.Error, c.Now); err != nil {
+			return nil, err
+		}
+		return s, saveServer(tx, s)
 	}
 	done, ok := taskDone[r.Task]
 	if !ok {

@@ -18,6 +18,10 @@ const (
 	FilterServerGroupAffinity         = "ServerGroupAffinityFilter"
 	// FilterForcedHost: the forced host is not in the host view.
 	FilterForcedHost = "ForcedHost"
+	// FilterRequestedHost: the requested destination (an evacuation's host
+	// without force) is not this host; Nova restricts the hosts to it
+	// before filtering.
+	FilterRequestedHost = "RequestedHost"
 	// FilterInvalidSize: the request asks for a negative amount.
 	FilterInvalidSize = "InvalidSize"
 )
@@ -27,7 +31,7 @@ type reqCtx struct {
 	r    *Request
 	spec *shapeSpec
 	// The hosts of the hints and retries.
-	exclude, sameHost, differentHost hostSet
+	exclude, sameHost, differentHost, requested hostSet
 	group                            *groupState // nil without a group
 }
 
@@ -56,6 +60,8 @@ var staticFilters = []filter{
 // requestFilters depend on the claims made so far or on one request's
 // hints, retries and group.
 var requestFilters = []filter{
+	{FilterRequestedHost, func(h *hostState, rc *reqCtx) bool { return !rc.requested.given || rc.requested.has(h.idx) },
+		func(rc *reqCtx) bool { return rc.requested.given }},
 	{FilterRetry, retryFilter, func(rc *reqCtx) bool { return rc.exclude.given }},
 	{FilterRAM, ramFilter, nil},
 	{FilterCore, coreFilter, nil},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/keel-cloud/keel/cluster"
@@ -127,8 +128,8 @@ func (l *Loop) round(ctx context.Context) (bool, error) {
 func hostView(h *fsm.Host) Host {
 	cpu, ram, disk := h.Ratios()
 	return Host{
-		Name: h.Host, Zone: h.Zone,
-		Up:       !h.ForcedDown,
+		Name: h.Host, Zone: h.AvailabilityZone(),
+		Up:       h.Alive(),
 		Disabled: h.Disabled,
 		VCPUs:    h.VCPUs, MemoryMB: h.MemoryMB, DiskGB: h.DiskGB,
 		VCPUsUsed: h.VCPUsUsed, MemoryMBUsed: h.MemoryMBUsed, DiskGBUsed: h.DiskGBUsed,
@@ -156,6 +157,10 @@ func requestFor(st fsm.Reader, s *fsm.Server, images map[string]map[string]strin
 	}
 	r.ImageProperties = props
 	r.ForcedHost = s.ForcedHost
+	r.RequestedHost = s.RequestedHost
+	if s.EvacuatedFrom != "" {
+		r.ExcludeHosts = append(slices.Clone(r.ExcludeHosts), s.EvacuatedFrom)
+	}
 	hostsOf := func(hint string) []string {
 		var out []string
 		for _, id := range hintList(s.SchedulerHints[hint]) {

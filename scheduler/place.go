@@ -140,7 +140,7 @@ func (p *placer) hostByName(name string) (int32, bool) {
 // it but its shape and size decides where it goes.
 func plain(r *Request) bool {
 	return r.ForcedHost == "" && r.Group == nil && len(r.SameHost) == 0 &&
-		len(r.DifferentHost) == 0 && len(r.ExcludeHosts) == 0
+		len(r.DifferentHost) == 0 && len(r.ExcludeHosts) == 0 && r.RequestedHost == ""
 }
 
 func (p *placer) place(r *Request) Placement {
@@ -171,6 +171,9 @@ func (p *placer) reqCtx(r *Request, spec *shapeSpec) reqCtx {
 		exclude:       makeHostSet(r.ExcludeHosts, p.hostByName),
 		sameHost:      makeHostSet(r.SameHost, p.hostByName),
 		differentHost: makeHostSet(r.DifferentHost, p.hostByName),
+	}
+	if r.RequestedHost != "" {
+		rc.requested = makeHostSet([]string{r.RequestedHost}, p.hostByName)
 	}
 	if r.Group != nil {
 		rc.group = p.groups[r.Group.ID]

@@ -214,6 +214,15 @@ func TestPlace(t *testing.T) {
 			want: []string{"h3", "h3"},
 		},
 		{
+			name: "a requested host still passes the filters", hosts: alike(3),
+			reqs: []Request{
+				with(small, func(r *Request) { r.RequestedHost = "h2" }),
+				with(small, func(r *Request) { r.RequestedHost = "h2"; r.ExcludeHosts = []string{"h2"} }),
+				with(small, func(r *Request) { r.RequestedHost = "nowhere" }),
+			},
+			want: []string{"h2", "!" + FilterRetry, "!" + FilterRequestedHost},
+		},
+		{
 			name: "every host failed before", hosts: alike(2),
 			reqs: batch(1, with(small, func(r *Request) { r.ExcludeHosts = []string{"h1", "h2"} })),
 			want: []string{"!" + FilterRetry},

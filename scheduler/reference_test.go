@@ -46,6 +46,9 @@ func referencePlace(cfg Config, hosts []Host, reqs []Request) []Placement {
 			sameHost:      makeHostSet(r.SameHost, lookup),
 			differentHost: makeHostSet(r.DifferentHost, lookup),
 		}
+		if r.RequestedHost != "" {
+			rc.requested = makeHostSet([]string{r.RequestedHost}, lookup)
+		}
 		if r.Group != nil {
 			if groups[r.Group.ID] == nil {
 				groups[r.Group.ID] = newGroupState(r.Group, lookup)

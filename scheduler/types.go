@@ -71,11 +71,15 @@ type Request struct {
 	// or 2.74's host): filters other than the ComputeFilter and the
 	// resource fit are skipped for it, as Nova does for forced hosts.
 	ForcedHost string
+	// RequestedHost restricts the hosts to one, which must still pass
+	// every filter (an evacuation's destination without force, 2.29+).
+	RequestedHost string
 	// SameHost / DifferentHost are the hosts of the servers named in the
 	// same_host / different_host scheduler hints.
 	SameHost, DifferentHost []string
 	Group                   *Group
-	// ExcludeHosts are hosts a previous build attempt failed on.
+	// ExcludeHosts are hosts a previous build attempt failed on (and the
+	// host an evacuated server leaves).
 	ExcludeHosts []string
 }
 

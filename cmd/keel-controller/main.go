@@ -24,6 +24,7 @@ import (
 	"github.com/keel-cloud/keel/internal/cli"
 	"github.com/keel-cloud/keel/internal/clusterauth"
 	"github.com/keel-cloud/keel/internal/version"
+	"github.com/keel-cloud/keel/liveness"
 	"github.com/keel-cloud/keel/scheduler"
 )
 
@@ -46,6 +47,7 @@ type options struct {
 	hostSubsetSize                   int
 	ramWeight, cpuWeight, diskWeight float64
 	aggregateExtraSpecs              bool
+	evacuateMargin                   time.Duration
 
 	// The embedded agent (all-in-one).
 	agent                                bool
@@ -84,6 +86,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.agentListen, "agent-listen", "127.0.0.1:8776", "address of the embedded agent's internal API (console output)")
 	fs.StringVar(&o.libvirtPool, "libvirt-pool", "keel", "libvirt storage pool of the embedded agent's images and disks (created in <agent-state-dir>/pool when missing)")
 	fs.StringVar(&o.libvirtVirtType, "libvirt-virt-type", "", "domain type of the embedded agent's servers: kvm or qemu (software emulation); default kvm when libvirt offers it")
+	fs.DurationVar(&o.evacuateMargin, "evacuate-margin", api.DefaultEvacuateMargin, "safety margin added to a host's --fence-after before servers may be evacuated from a host that gossip reports down (a forced-down host is evacuable at once)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 60*time.Second, "how long the embedded agent waits for a guest to shut down (stop, soft reboot) before forcing it off (Nova's shutdown_timeout)")
 	fs.StringVar(&o.agentStateDir, "agent-state-dir", "", "image cache, disks and console logs of the embedded agent's servers; default /var/lib/keel/agent, or <data-dir>/agent when not root")
 	showVersion := fs.Bool("version", false, "print the version and exit")
@@ -152,8 +155,9 @@ func run(args []string) error {
 	}
 	handler := api.New(api.Config{
 		Node: node, Logger: log, PublicURL: o.publicURL, AdminPassword: o.adminPassword, DataDir: o.dataDir,
-		NoDefaultFlavors: o.noDefaultFlavors,
+		NoDefaultFlavors: o.noDefaultFlavors, EvacuateMargin: o.evacuateMargin,
 	})
+	liveness.Register(node, liveness.Config{}, log)
 	scheduler.Register(node, scheduler.Config{
 		HostSubsetSize: o.hostSubsetSize, RAMWeightMultiplier: o.ramWeight, CPUWeightMultiplier: o.cpuWeight, DiskWeightMultiplier: o.diskWeight,
 		AggregateInstanceExtraSpecs: o.aggregateExtraSpecs,

@@ -37,18 +37,28 @@ type Timing struct {
 	ProbeInterval  time.Duration
 	ProbeTimeout   time.Duration
 	SuspicionMult  int
-	GossipInterval time.Duration
+	// SuspicionMaxTimeoutMult bounds Lifeguard's suspicion timeout: it
+	// starts at this multiple of the minimum (SuspicionMult × probe
+	// interval × log10 of the pool size, at least 1) and shrinks as other
+	// members confirm the suspicion.
+	SuspicionMaxTimeoutMult int
+	GossipInterval          time.Duration
 }
 
-// LAN is the production default: a dead member is suspected within about a
-// second and declared failed a few seconds later (Lifeguard's suspicion
-// keeps a slow member from being declared dead at once).
+// LAN is the production default. A dead member is suspected after a failed
+// probe (within about a second) and declared failed once the suspicion
+// timeout runs out: 1.5 s to 3 s in pools of up to ten members (3 s to 6 s
+// at a hundred, growing with log10 of the size), so a host is reported down
+// within about 5 s. A member that answers again while it is suspected (a
+// process paused for a second, a slow network) refutes the suspicion and
+// is never declared failed: suspicion, not instant death.
 func LAN() Timing {
 	return Timing{
-		ProbeInterval:  500 * time.Millisecond,
-		ProbeTimeout:   250 * time.Millisecond,
-		SuspicionMult:  3,
-		GossipInterval: 100 * time.Millisecond,
+		ProbeInterval:           500 * time.Millisecond,
+		ProbeTimeout:            250 * time.Millisecond,
+		SuspicionMult:           3,
+		SuspicionMaxTimeoutMult: 2,
+		GossipInterval:          100 * time.Millisecond,
 	}
 }
 
@@ -73,6 +83,9 @@ func Memberlist(name, addr string, key []byte, t Timing, log *slog.Logger) (*mem
 	ml.ProbeInterval = t.ProbeInterval
 	ml.ProbeTimeout = t.ProbeTimeout
 	ml.SuspicionMult = t.SuspicionMult
+	if t.SuspicionMaxTimeoutMult > 0 {
+		ml.SuspicionMaxTimeoutMult = t.SuspicionMaxTimeoutMult
+	}
 	ml.GossipInterval = t.GossipInterval
 	ml.Logger = logging.Std(log, "memberlist")
 	ml.LogOutput = nil

@@ -25,6 +25,13 @@
 //
 //	GET  /internal/v1/servers/{id}/console?length=N            text/plain, the serial log's last N lines (all if 0)
 //
+// After an evacuation the old host's agent, once back, destroys its copies
+// of the servers listed in Assignments.Evacuated and reports each with
+//
+//	POST /internal/v1/hosts/{host}/migrations/{id}/complete          -> 200
+//
+// so the evacuation's migration record becomes "completed".
+//
 // Every call is signed with the cluster key (internal/clusterauth), both
 // ways. Errors are JSON {"code": "...", "error": "..."} with an HTTP status.
 package hostapi
@@ -55,6 +62,19 @@ type Registration struct {
 	CPUAllocationRatio  float64 `json:"cpu_allocation_ratio,omitempty"`
 	RAMAllocationRatio  float64 `json:"ram_allocation_ratio,omitempty"`
 	DiskAllocationRatio float64 `json:"disk_allocation_ratio,omitempty"`
+
+	// Gossip: the agent is a member of the cluster's gossip pool, and the
+	// host's liveness (service state up/down) follows it. A host without
+	// gossip (simulated hosts, the all-in-one embedded agent) is up unless
+	// an operator forces it down.
+	Gossip bool `json:"gossip,omitempty"`
+	// FenceAfterMS is the agent's --fence-after in milliseconds: after that
+	// long without a fresh answer from the controllers saying the host is
+	// up, the agent stops its domains and starts nothing. The controllers
+	// allow evacuating a host that gossip reports down only after this
+	// window plus a safety margin. 0: the agent does not fence itself, and
+	// its host can be evacuated only once forced down.
+	FenceAfterMS int64 `json:"fence_after_ms,omitempty"`
 }
 
 // HostStatus is the administrators' word on a host, published to its agent.
@@ -67,6 +87,10 @@ type HostStatus struct {
 	// this word (the operator vouched that the host is down), but starts
 	// nothing and logs loudly while it holds.
 	ForcedDown bool `json:"forced_down"`
+	// Up: the cluster considers the host up (gossip says alive, or the
+	// host has no gossip, and it is not forced down). An answer that says
+	// Up renews the agent's lease only if it is Fresh.
+	Up bool `json:"up"`
 }
 
 // Assignments is the answer of the blocking query: every server assigned to
@@ -77,6 +101,25 @@ type Assignments struct {
 	Index   uint64       `json:"index"`
 	Host    HostStatus   `json:"host"`
 	Servers []Assignment `json:"servers"`
+	// Fresh: the answering controller confirmed with the Raft leader that
+	// its state was current when it answered (the agent asks for this
+	// with ?fresh=1). Only fresh answers renew the agent's fencing lease:
+	// a controller cut off from the leader may answer from old state.
+	Fresh bool `json:"fresh,omitempty"`
+	// Evacuated lists servers evacuated away from this host whose
+	// migration is not completed: the agent destroys its copies (domains
+	// of generation Generation or older) and reports the migration
+	// complete.
+	Evacuated []Evacuated `json:"evacuated,omitempty"`
+}
+
+// Evacuated is a server that was evacuated away from this host.
+type Evacuated struct {
+	ServerID    string `json:"server_id"`
+	MigrationID string `json:"migration_id"`
+	// Generation is the server's generation on this host: domains of this
+	// generation or older are the stale copies.
+	Generation uint64 `json:"generation"`
 }
 
 // Tasks an Assignment can carry (Nova's task_state values). An empty task
@@ -92,6 +135,9 @@ const (
 	TaskSuspending    = "suspending"
 	TaskResuming      = "resuming"
 	TaskDeleting      = "deleting"
+	// TaskRebuildSpawning: an evacuated server is built on its new host
+	// (an agent carries it out like spawning).
+	TaskRebuildSpawning = "rebuild_spawning"
 )
 
 // VM states (Nova's vm_state values) the agent converges to when no task is
