@@ -32,7 +32,7 @@ type reqCtx struct {
 	spec *shapeSpec
 	// The hosts of the hints and retries.
 	exclude, sameHost, differentHost, requested hostSet
-	group                            *groupState // nil without a group
+	group                                       *groupState // nil without a group
 }
 
 // filter is one of Nova's host filters: a pure predicate on a host (with

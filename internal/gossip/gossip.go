@@ -34,9 +34,9 @@ const (
 // should use the same values: members probing at different rates declare
 // failures at different speeds.
 type Timing struct {
-	ProbeInterval  time.Duration
-	ProbeTimeout   time.Duration
-	SuspicionMult  int
+	ProbeInterval time.Duration
+	ProbeTimeout  time.Duration
+	SuspicionMult int
 	// SuspicionMaxTimeoutMult bounds Lifeguard's suspicion timeout: it
 	// starts at this multiple of the minimum (SuspicionMult × probe
 	// interval × log10 of the pool size, at least 1) and shrinks as other
