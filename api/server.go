@@ -110,6 +110,7 @@ func New(cfg Config) *Server {
 	s.registerIdentity()
 	s.registerImage()
 	s.registerHostAPI()
+	s.registerAdminAPI()
 	internal := cfg.Node.Handler()
 	s.mux.Handle("/internal/v1/", internal)
 	s.mux.Handle("GET /metrics", s.metrics.handler())

@@ -203,3 +203,7 @@ func (n *Node) Peers() []string {
 	}
 	return out
 }
+
+// GossipStatus is this node's gossip view of a member: alive, suspect,
+// leaving, left, failed, or unknown (never seen).
+func (n *Node) GossipStatus(name string) string { return n.gossipStatus(name) }

@@ -91,6 +91,12 @@ type command struct {
 var commands = []command{
 	{"cluster status", "[--json]", "show every controller and whether the cluster can serve writes (exit 2 if not)", (*app).clusterStatus},
 	{"cluster remove-peer", "NAME", "remove a controller from the cluster for good (stop it first)", (*app).removePeer},
+	{"services", "[--json]", "list the services with their committed state beside gossip's view", (*app).services},
+	{"hosts", "[--json]", "list the compute hosts: state, gossip view, usage, whether they can be evacuated", (*app).hosts},
+	{"host disable", "HOST [--reason R]", "give HOST no new servers (its servers keep running)", (*app).hostDisable},
+	{"host enable", "HOST", "let HOST get new servers again", (*app).hostEnable},
+	{"host force-down", "HOST [--clear]", "fence HOST: you vouch it is off, so its servers may be evacuated at once", (*app).hostForceDown},
+	{"host evacuate", "HOST [--target H]", "rebuild every server of a down HOST elsewhere, with progress and a summary", (*app).hostEvacuate},
 	{"snapshot save", "FILE", "save a consistent snapshot of the cluster state to FILE", (*app).snapshotSave},
 	{"snapshot restore", "FILE", "REPLACE THE WHOLE CLUSTER STATE with the snapshot in FILE (no confirmation asked)", (*app).snapshotRestore},
 	{"token rotate-keys", "", "make a new token signing key; tokens signed by the old ones stay valid until they expire", (*app).tokenRotateKeys},
