@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/keel-cloud/keel/agent/driver"
 	"github.com/keel-cloud/keel/internal/hostapi"
 )
 
@@ -49,6 +50,14 @@ type Agent struct {
 	inflight map[string]bool     // server id → its operation runs
 	done     map[string]doneTask // server id → the last task reported
 	lastObs  map[string]observation
+	// completed: evacuation migrations this host reported complete (or
+	// that the controllers refused for good), so each is sent once.
+	completed map[string]bool
+
+	// fence is the self-fencing lease (fence.go); fenced mirrors
+	// fence.fenced for the operations, which must not wait for a sweep.
+	fence  fence
+	fenced atomic.Bool
 
 	// Owned by the loop goroutine.
 	seenGen      map[string]uint64 // the newest generation seen per server
@@ -78,6 +87,7 @@ func New(cfg Config) (*Agent, error) {
 		inflight:    map[string]bool{},
 		done:        map[string]doneTask{},
 		lastObs:     map[string]observation{},
+		completed:   map[string]bool{},
 		seenGen:     map[string]uint64{},
 		unknownTask: map[string]string{},
 	}, nil
@@ -133,7 +143,23 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer g.leave()
 	}
 	close(a.started)
-	a.log.Info("keel-agent started", "agent_api", a.addr, "controllers", a.cfg.Controllers, "gossip", a.cfg.GossipAddr, "zone", a.cfg.Zone)
+	a.log.Info("keel-agent started", "agent_api", a.addr, "controllers", a.cfg.Controllers, "gossip", a.cfg.GossipAddr, "zone", a.cfg.Zone,
+		"fence_after", a.cfg.FenceAfter)
+
+	// The lease counts from the start: a host that cannot reach the
+	// controllers after a restart fences itself one window later.
+	var fenceDone chan struct{}
+	if a.cfg.FenceAfter > 0 {
+		a.fence.lastContact = time.Now()
+		if _, ok := a.cfg.Driver.(driver.ForceOffer); !ok {
+			a.log.Warn("this driver cannot power a domain off at once: self-fencing uses its graceful power-off, so stopping the servers may take up to its shutdown timeout beyond --fence-after")
+		}
+		fenceDone = make(chan struct{})
+		go func() {
+			defer close(fenceDone)
+			a.fenceLoop(ctx)
+		}()
+	}
 
 	// Operations outlive ctx by the grace period, so that a spawn or a
 	// report under way when the agent is told to stop can land.
@@ -141,6 +167,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer cancelOps()
 	a.loop(ctx, opCtx)
 
+	if fenceDone != nil {
+		<-fenceDone
+	}
 	grace := time.AfterFunc(a.cfg.ShutdownGrace, cancelOps)
 	a.ops.Wait()
 	grace.Stop()

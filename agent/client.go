@@ -320,16 +320,27 @@ func (c *client) register(ctx context.Context, reg hostapi.Registration) (hostap
 }
 
 // servers is the blocking query GET /internal/v1/hosts/{host}/servers.
-// Index 0 asks for the current state at once.
-func (c *client) servers(ctx context.Context, host string, index uint64, wait time.Duration) (hostapi.Assignments, error) {
+// Index 0 asks for the current state at once; fresh asks the controller to
+// confirm with the Raft leader before answering (?fresh=1), which an
+// answer that renews the fencing lease must have done (Assignments.Fresh).
+func (c *client) servers(ctx context.Context, host string, index uint64, wait time.Duration, fresh bool) (hostapi.Assignments, error) {
 	q := url.Values{}
 	q.Set("index", strconv.FormatUint(index, 10))
 	q.Set("wait", wait.String())
+	if fresh {
+		q.Set("fresh", "1")
+	}
 	var a hostapi.Assignments
 	// The controller holds the answer for up to wait; a controller that
 	// holds it much longer is stuck, and the next one is asked.
 	err := c.doJSON(ctx, call{method: http.MethodGet, path: hostPath(host) + "/servers?" + q.Encode(), timeout: wait + c.timeout/2}, &a)
 	return a, err
+}
+
+// completeMigration is POST /internal/v1/hosts/{host}/migrations/{id}/complete:
+// this host holds no copy of an evacuated server any more.
+func (c *client) completeMigration(ctx context.Context, host, migrationID string) error {
+	return c.doJSON(ctx, call{method: http.MethodPost, path: hostPath(host) + "/migrations/" + url.PathEscape(migrationID) + "/complete"}, nil)
 }
 
 // report is POST /internal/v1/hosts/{host}/servers/{id}/report. It returns

@@ -63,7 +63,18 @@ type Config struct {
 	VCPUs, MemoryMB, DiskGB                                     int
 	CPUAllocationRatio, RAMAllocationRatio, DiskAllocationRatio float64
 
-	// Wait is how long one blocking query may wait for a change (30s).
+	// FenceAfter is the self-fencing window: an agent that has had no
+	// fresh answer from the controllers saying its host is up for this
+	// long stops (powers off hard, keeping disks) every domain it runs and
+	// starts nothing until such an answer comes (see fence.go). 0 disables
+	// self-fencing; the host then tells the controllers so in its
+	// registration, and they evacuate it only once it is forced down.
+	// keel-agent's --fence-after defaults to DefaultFenceAfter.
+	FenceAfter time.Duration
+
+	// Wait is how long one blocking query may wait for a change (30s); with
+	// self-fencing, at most FenceAfter/3, so that a quiet host renews its
+	// lease in time.
 	Wait time.Duration
 	// Parallel bounds the operations run at once on this host (8).
 	Parallel int
@@ -92,6 +103,9 @@ type Config struct {
 	Transport http.RoundTripper
 }
 
+// DefaultFenceAfter is keel-agent's --fence-after default.
+const DefaultFenceAfter = 30 * time.Second
+
 // withDefaults checks cfg and fills in the defaults.
 func (cfg Config) withDefaults() (Config, error) {
 	switch {
@@ -107,6 +121,8 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, errors.New("agent: a driver is required")
 	case cfg.ListenAddr == "" && cfg.AdvertiseAddr == "":
 		return cfg, errors.New("agent: --listen is required (the controllers read console output from it)")
+	case cfg.FenceAfter < 0:
+		return cfg, fmt.Errorf("agent: --fence-after %s: want 0 (no self-fencing) or a positive window", cfg.FenceAfter)
 	}
 	cfg.Controllers = slices.Clone(cfg.Controllers)
 	for i, c := range cfg.Controllers {
@@ -141,6 +157,9 @@ func (cfg Config) withDefaults() (Config, error) {
 		if *d.d <= 0 {
 			*d.d = d.def
 		}
+	}
+	if cfg.FenceAfter > 0 && cfg.Wait > cfg.FenceAfter/3 {
+		cfg.Wait = cfg.FenceAfter / 3
 	}
 	if cfg.MaxBackoff < cfg.MinBackoff {
 		cfg.MaxBackoff = cfg.MinBackoff

@@ -30,7 +30,8 @@ const (
 	// actDestroyStale: the domain here is of an older placement of the
 	// server; destroy it without reporting.
 	actDestroyStale
-	// actHeld: the task would start the guest, and the host is forced down.
+	// actHeld: the task would start the guest, and the host is forced down
+	// or fenced.
 	actHeld
 	// actStaleAnswer: the domain is of a newer generation than the answer:
 	// the answer is old; do nothing.
@@ -38,6 +39,14 @@ const (
 	// actUnknownTask: a task this agent does not know (a newer controller);
 	// leave the server alone.
 	actUnknownTask
+	// actRestart: start again a domain that self-fencing powered off, now
+	// that contact is back (no report: the controllers never learnt it
+	// stopped).
+	actRestart
+	// actEvacuated: the server was evacuated away; destroy this host's
+	// copy (a domain of the evacuated generation or older) and report the
+	// migration complete.
+	actEvacuated
 )
 
 var actionNames = [...]string{
@@ -45,13 +54,14 @@ var actionNames = [...]string{
 	actPowerOn: "power-on", actReboot: "reboot", actRebootHard: "reboot-hard", actPause: "pause",
 	actUnpause: "unpause", actSuspend: "suspend", actResume: "resume", actDestroy: "destroy",
 	actObserve: "observe", actDestroyStale: "destroy-stale", actHeld: "held", actStaleAnswer: "stale-answer",
-	actUnknownTask: "unknown-task",
+	actUnknownTask: "unknown-task", actRestart: "restart-after-fencing", actEvacuated: "evacuated",
 }
 
 func (a action) String() string { return actionNames[a] }
 
 // taskActions maps each task to the driver call that carries it out, and
-// whether that call starts a guest (refused while the host is forced down).
+// whether that call starts a guest (held while the host is forced down or
+// fenced).
 var taskActions = map[string]struct {
 	act    action
 	starts bool
@@ -66,13 +76,16 @@ var taskActions = map[string]struct {
 	hostapi.TaskSuspending:    {actSuspend, false},
 	hostapi.TaskResuming:      {actResume, true},
 	hostapi.TaskDeleting:      {actDestroy, false},
+	// An evacuated server is built on its new host as a new server is.
+	hostapi.TaskRebuildSpawning: {actSpawn, true},
 }
 
 // decide chooses what to do for assignment a given the domain the driver
-// reports (exists false: none) and whether the host is forced down. It is
-// level-triggered: the same inputs give the same action, so a pass after a
-// restart redoes only what is not done.
-func decide(a hostapi.Assignment, d driver.Domain, exists, forcedDown bool) action {
+// reports (exists false: none) and whether tasks that start a guest are
+// held (the host is forced down, or fenced itself). It is level-triggered:
+// the same inputs give the same action, so a pass after a restart redoes
+// only what is not done.
+func decide(a hostapi.Assignment, d driver.Domain, exists, hold bool) action {
 	if exists && d.Generation > a.Generation {
 		return actStaleAnswer
 	}
@@ -92,7 +105,7 @@ func decide(a hostapi.Assignment, d driver.Domain, exists, forcedDown bool) acti
 		return actUnknownTask
 	case t.act == actSpawn && exists && !stale && d.PowerState == hostapi.PowerRunning:
 		return actReportDone // reporting starts nothing, even on a fenced host
-	case t.starts && forcedDown:
+	case t.starts && hold:
 		return actHeld
 	case t.act == actSpawn:
 		return actSpawn // the operation replaces a stale domain first

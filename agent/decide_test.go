@@ -23,7 +23,7 @@ func TestDecide(t *testing.T) {
 		gen      uint64
 		domGen   uint64
 		domPower int
-		forced   bool
+		hold     bool // forced down or fenced
 		want     action
 	}{
 		{"spawn, no domain", hostapi.TaskSpawning, hostapi.VMBuilding, 1, 0, none, false, actSpawn},
@@ -63,11 +63,17 @@ func TestDecide(t *testing.T) {
 		{"no task, forced down", "", hostapi.VMActive, 1, 1, off, true, actObserve},
 		{"no task, older placement", "", hostapi.VMActive, 2, 1, run, false, actDestroyStale},
 		{"building without task", "", hostapi.VMBuilding, 1, 0, none, false, actNone},
+		{"rebuild after evacuation, no domain", hostapi.TaskRebuildSpawning, hostapi.VMActive, 2, 0, none, false, actSpawn},
+		{"rebuild over an older placement here", hostapi.TaskRebuildSpawning, hostapi.VMActive, 3, 1, off, false, actSpawn},
+		{"rebuild done before a restart", hostapi.TaskRebuildSpawning, hostapi.VMActive, 2, 2, run, false, actReportDone},
+		{"rebuild, held (forced down or fenced)", hostapi.TaskRebuildSpawning, hostapi.VMActive, 2, 0, none, true, actHeld},
+		{"rebuild defined but not started, held", hostapi.TaskRebuildSpawning, hostapi.VMActive, 2, 2, off, true, actHeld},
+		{"rebuild, answer older than the domain", hostapi.TaskRebuildSpawning, hostapi.VMActive, 2, 3, run, false, actStaleAnswer},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := hostapi.Assignment{ID: "s", Generation: tc.gen, VMState: tc.vm, TaskState: tc.task}
 			d := driver.Domain{ServerID: "s", Generation: tc.domGen, PowerState: tc.domPower}
-			if got := decide(a, d, tc.domPower != none, tc.forced); got != tc.want {
+			if got := decide(a, d, tc.domPower != none, tc.hold); got != tc.want {
 				t.Fatalf("decide = %s, want %s", got, tc.want)
 			}
 		})
@@ -79,7 +85,7 @@ func TestDecide(t *testing.T) {
 func TestEveryContractTaskHasAnAction(t *testing.T) {
 	for _, task := range []string{hostapi.TaskSpawning, hostapi.TaskPoweringOff, hostapi.TaskPoweringOn,
 		hostapi.TaskRebooting, hostapi.TaskRebootingHard, hostapi.TaskPausing, hostapi.TaskUnpausing,
-		hostapi.TaskSuspending, hostapi.TaskResuming, hostapi.TaskDeleting} {
+		hostapi.TaskSuspending, hostapi.TaskResuming, hostapi.TaskDeleting, hostapi.TaskRebuildSpawning} {
 		if _, ok := taskActions[task]; !ok {
 			t.Errorf("task %q has no action", task)
 		}

@@ -28,7 +28,11 @@ import (
 //     server's current ones (task "" is an observation of a server with no
 //     task), with 404 for a server not assigned to the host;
 //   - a finished task clears the task and sets vm_state; a failed spawn
-//     takes the server off the host (rescheduled); deleting removes it.
+//     takes the server off the host (rescheduled); deleting removes it;
+//   - ?fresh=1 answers with Fresh (unless staleOnly); Host.Up is
+//     registered, not forced down and not marked down (setUp);
+//   - an evacuated entry stays in the host's answers until its migration
+//     is completed (POST .../migrations/{id}/complete; idempotent).
 type fakeController struct {
 	t   testing.TB
 	key []byte
@@ -49,22 +53,36 @@ type fakeController struct {
 	// mutate, when set, edits an answer before it is sent.
 	mutate func(host string, a *hostapi.Assignments)
 
+	// unreachable answers every call with 503, as if no controller could
+	// be reached (the agent retries, and gets no answer).
+	unreachable bool
+	// staleOnly: answers never say Fresh (a controller cut off from the
+	// leader).
+	staleOnly bool
+	// completeStatus, when set, may answer a completion with a status of
+	// its choosing (0: apply).
+	completeStatus func(host, migrationID string) int
+
 	requests      int
 	queries       []fakeQuery
 	reports       []fakeReport
 	registrations []hostapi.Registration
+	completions   []string // migration ids, one per accepted call
 }
 
 type fakeHost struct {
-	status  hostapi.HostStatus
-	index   uint64
-	servers map[string]*hostapi.Assignment
+	status    hostapi.HostStatus
+	down      bool // gossip says the host is down
+	index     uint64
+	servers   map[string]*hostapi.Assignment
+	evacuated map[string]hostapi.Evacuated // migration id → entry
 }
 
 type fakeQuery struct {
 	host  string
 	index uint64
 	wait  string
+	fresh bool
 }
 
 type fakeReport struct {
@@ -79,6 +97,7 @@ func newFakeController(t testing.TB, key []byte) *fakeController {
 	mux.HandleFunc("POST /internal/v1/hosts/{host}", fc.register)
 	mux.HandleFunc("GET /internal/v1/hosts/{host}/servers", fc.servers)
 	mux.HandleFunc("POST /internal/v1/hosts/{host}/servers/{id}/report", fc.report)
+	mux.HandleFunc("POST /internal/v1/hosts/{host}/migrations/{id}/complete", fc.complete)
 	mux.HandleFunc("GET /internal/v1/images/{id}/file", fc.image)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -92,6 +111,11 @@ func newFakeController(t testing.TB, key []byte) *fakeController {
 		}
 		fc.mu.Lock()
 		fc.requests++
+		if fc.unreachable {
+			fc.mu.Unlock()
+			writeError(w, http.StatusServiceUnavailable, "unreachable", "injected: no controller answers")
+			return
+		}
 		if fc.failN > 0 {
 			fc.failN--
 			st := fc.failStatus
@@ -125,7 +149,7 @@ func (fc *fakeController) bump(h *fakeHost) {
 func (fc *fakeController) host(name string) *fakeHost {
 	h := fc.hosts[name]
 	if h == nil {
-		h = &fakeHost{status: hostapi.HostStatus{Host: name}, servers: map[string]*hostapi.Assignment{}}
+		h = &fakeHost{status: hostapi.HostStatus{Host: name}, servers: map[string]*hostapi.Assignment{}, evacuated: map[string]hostapi.Evacuated{}}
 		fc.hosts[name] = h
 	}
 	return h
@@ -156,8 +180,9 @@ func (fc *fakeController) servers(w http.ResponseWriter, r *http.Request) {
 	}
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
+	fresh := r.URL.Query().Get("fresh") == "1"
 	fc.mu.Lock()
-	fc.queries = append(fc.queries, fakeQuery{name, index, r.URL.Query().Get("wait")})
+	fc.queries = append(fc.queries, fakeQuery{name, index, r.URL.Query().Get("wait"), fresh})
 	for {
 		h := fc.hosts[name]
 		if index == 0 || h == nil || h.index > index {
@@ -178,11 +203,15 @@ func (fc *fakeController) servers(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	ans := hostapi.Assignments{Index: fc.index, Host: hostapi.HostStatus{Host: name}}
+	ans := hostapi.Assignments{Index: fc.index, Host: hostapi.HostStatus{Host: name}, Fresh: fresh && !fc.staleOnly}
 	if h := fc.hosts[name]; h != nil {
 		ans.Index, ans.Host = h.index, h.status
+		ans.Host.Up = h.status.Registered && !h.status.ForcedDown && !h.down
 		for _, id := range slices.Sorted(maps.Keys(h.servers)) {
 			ans.Servers = append(ans.Servers, *h.servers[id])
+		}
+		for _, id := range slices.Sorted(maps.Keys(h.evacuated)) {
+			ans.Evacuated = append(ans.Evacuated, h.evacuated[id])
 		}
 	}
 	mutate := fc.mutate
@@ -198,6 +227,7 @@ var taskResult = map[string]string{
 	hostapi.TaskSpawning: hostapi.VMActive, hostapi.TaskPoweringOff: hostapi.VMStopped, hostapi.TaskPoweringOn: hostapi.VMActive,
 	hostapi.TaskRebooting: hostapi.VMActive, hostapi.TaskRebootingHard: hostapi.VMActive, hostapi.TaskPausing: hostapi.VMPaused,
 	hostapi.TaskUnpausing: hostapi.VMActive, hostapi.TaskSuspending: hostapi.VMSuspended, hostapi.TaskResuming: hostapi.VMActive,
+	hostapi.TaskRebuildSpawning: hostapi.VMActive,
 }
 
 func (fc *fakeController) report(w http.ResponseWriter, r *http.Request) {
@@ -246,6 +276,26 @@ func (fc *fakeController) applyReport(name, id string, rep hostapi.Report) int {
 	}
 	fc.bump(h)
 	return http.StatusOK
+}
+
+func (fc *fakeController) complete(w http.ResponseWriter, r *http.Request) {
+	name, id := r.PathValue("host"), r.PathValue("id")
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	if fc.completeStatus != nil {
+		if st := fc.completeStatus(name, id); st != 0 {
+			writeError(w, st, "injected", "injected completion failure")
+			return
+		}
+	}
+	fc.completions = append(fc.completions, id)
+	if h := fc.hosts[name]; h != nil {
+		if _, ok := h.evacuated[id]; ok {
+			delete(h.evacuated, id)
+			fc.bump(h)
+		}
+	}
+	writeJSONTest(w, map[string]string{"status": "completed"})
 }
 
 func (fc *fakeController) image(w http.ResponseWriter, r *http.Request) {
@@ -303,6 +353,46 @@ func (fc *fakeController) setForcedDown(host string, v bool) {
 	h := fc.host(host)
 	h.status.ForcedDown = v
 	fc.bump(h)
+}
+
+// setUp says whether gossip sees the host (HostStatus.Up, with registered
+// and not forced down).
+func (fc *fakeController) setUp(host string, v bool) {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	h := fc.host(host)
+	h.down = !v
+	fc.bump(h)
+}
+
+func (fc *fakeController) setUnreachable(v bool) {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	fc.unreachable = v
+}
+
+// evacuate records that a server was evacuated away from host: it leaves
+// the host's servers and is listed in Evacuated until completed.
+func (fc *fakeController) evacuate(host, id, migrationID string, gen uint64) {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	h := fc.host(host)
+	delete(h.servers, id)
+	h.evacuated[migrationID] = hostapi.Evacuated{ServerID: id, MigrationID: migrationID, Generation: gen}
+	fc.bump(h)
+}
+
+// completionsOf is how many accepted completion calls named the migration.
+func (fc *fakeController) completionsOf(migrationID string) int {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	n := 0
+	for _, id := range fc.completions {
+		if id == migrationID {
+			n++
+		}
+	}
+	return n
 }
 
 // forget drops a host's registration (a cluster rebuilt from scratch).

@@ -39,7 +39,8 @@ func (a *Agent) loop(ctx, opCtx context.Context) {
 		}
 		refresh = false
 		sent := a.clock.Add(1)
-		ans, err, kicked := a.query(ctx, q)
+		sentAt := time.Now()
+		ans, err, kicked := a.query(ctx, q, a.wantFresh())
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -59,6 +60,9 @@ func (a *Agent) loop(ctx, opCtx context.Context) {
 			continue
 		}
 		a.queryFailing = false
+		if renewsLease(ans) {
+			a.renewLease(sentAt)
+		}
 		if ans.Host.Registered {
 			justRegistered = false
 		}
@@ -105,9 +109,10 @@ func (a *Agent) loop(ctx, opCtx context.Context) {
 	}
 }
 
-// query runs one blocking query; it is cut short (kicked) when an operation
-// finishes while work waits for it.
-func (a *Agent) query(ctx context.Context, index uint64) (ans hostapi.Assignments, err error, kicked bool) {
+// query runs one blocking query (fresh: asking the controller to confirm
+// its state with the leader, for the fencing lease); it is cut short
+// (kicked) when an operation finishes while work waits for it.
+func (a *Agent) query(ctx context.Context, index uint64, fresh bool) (ans hostapi.Assignments, err error, kicked bool) {
 	qctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type result struct {
@@ -116,7 +121,7 @@ func (a *Agent) query(ctx context.Context, index uint64) (ans hostapi.Assignment
 	}
 	ch := make(chan result, 1)
 	go func() {
-		ans, err := a.client.servers(qctx, a.cfg.Name, index, a.cfg.Wait)
+		ans, err := a.client.servers(qctx, a.cfg.Name, index, a.cfg.Wait, fresh)
 		ch <- result{ans, err}
 	}()
 	for {
@@ -161,7 +166,8 @@ func (a *Agent) fresh(index uint64) bool {
 func (a *Agent) setForcedDown(v bool) {
 	switch {
 	case v && !a.forcedDown:
-		a.log.Error("this host is FORCED DOWN by an operator: no server will be started, powered on, resumed, unpaused or rebooted here until an operator clears forced_down; deletes, power-offs and the clean-up of servers that moved away go on")
+		a.log.Error("this host is FORCED DOWN by an operator: no server will be started, powered on, resumed, unpaused or rebooted here until an operator clears forced_down; deletes, power-offs and the clean-up of servers that moved away go on; with self-fencing, the running servers are powered off once --fence-after passes without an answer saying this host is up",
+			"fence_after", a.cfg.FenceAfter)
 	case !v && a.forcedDown:
 		a.log.Warn("forced_down cleared: this host starts servers again")
 	}

@@ -41,6 +41,25 @@ func (a *Agent) run(ctx context.Context, o op) {
 		}
 		a.localChange.Store(true)
 		return
+	case o.act == actEvacuated:
+		a.cleanUpEvacuated(ctx, o)
+		return
+	case startsGuest(o.act) && a.isFenced():
+		// Fencing began after this pass decided: start nothing. The task
+		// stays, and is carried out once contact is back.
+		log.Warn("operation not started: this host fenced itself meanwhile", "action", o.act.String(), "task", o.a.TaskState)
+		return
+	case o.act == actRestart:
+		log.Info("starting again a server that self-fencing powered off", "generation", o.a.Generation)
+		if err := a.cfg.Driver.PowerOn(ctx, o.a.ID); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			log.Error("cannot start again a server that self-fencing powered off; its power state is reported as it is (start it with the API)", "error", err)
+		}
+		a.forgetFenceStopped(o.a.ID, o.dom.Generation)
+		a.localChange.Store(true)
+		return
 	case o.act == actObserve:
 		log.Info("power state differs from the controllers' record; reporting it", "observed", o.power, "recorded", o.a.PowerState, "vm_state", o.a.VMState)
 		_, err := a.report(ctx, o.a, hostapi.Report{Generation: o.a.Generation, PowerState: o.power})
@@ -79,6 +98,16 @@ func (a *Agent) run(ctx context.Context, o op) {
 	a.mu.Lock()
 	a.done[o.a.ID] = doneTask{gen: o.a.Generation, task: o.a.TaskState, at: at, index: index}
 	a.mu.Unlock()
+}
+
+// startsGuest: the action starts (or restarts) a guest, which a forced-down
+// or fenced host must not do.
+func startsGuest(act action) bool {
+	switch act {
+	case actSpawn, actPowerOn, actReboot, actRebootHard, actUnpause, actResume, actRestart:
+		return true
+	}
+	return false
 }
 
 // carryOut makes the driver call of a task.
@@ -187,4 +216,41 @@ func (a *Agent) destroyOrphan(ctx context.Context, o op) {
 		return
 	}
 	a.localChange.Store(true)
+}
+
+// cleanUpEvacuated destroys this host's copy of a server evacuated to
+// another host (o.exists: a domain of the evacuated generation or older is
+// here), then tells the controllers, so that the evacuation's migration is
+// completed. A completion that fails for a moment is tried again on a later
+// pass; one the controllers refuse (the migration is gone or not this
+// host's) is not sent again.
+func (a *Agent) cleanUpEvacuated(ctx context.Context, o op) {
+	log := a.log.With("server", o.a.ID, "migration", o.evac.MigrationID, "evacuated_generation", o.evac.Generation)
+	if o.exists {
+		log.Warn("destroying this host's copy of a server evacuated to another host", "domain_generation", o.dom.Generation, "power_state", o.dom.PowerState)
+		if err := a.cfg.Driver.Destroy(ctx, o.a.ID); err != nil {
+			if ctx.Err() == nil {
+				log.Error("cannot destroy the copy of an evacuated server; retrying on the next pass (it must not run here: stop it by hand if this persists, e.g. virsh destroy)", "error", err)
+			}
+			return
+		}
+		a.localChange.Store(true)
+	}
+	cctx, cancel := context.WithTimeout(ctx, a.cfg.RequestTimeout)
+	defer cancel()
+	err := a.client.completeMigration(cctx, a.cfg.Name, o.evac.MigrationID)
+	switch {
+	case err == nil:
+		log.Info("no copy of the evacuated server left here: evacuation reported complete")
+	case statusOf(err) != 0:
+		log.Error("the controllers refused to complete the evacuation; not sent again (check the migration with `openstack server migration list`)", "error", err)
+	case ctx.Err() != nil:
+		return // shutting down: the next start sends it
+	default:
+		log.Warn("cannot report the evacuation complete yet; retrying on a later pass", "error", err)
+		return
+	}
+	a.mu.Lock()
+	a.completed[o.evac.MigrationID] = true
+	a.mu.Unlock()
 }

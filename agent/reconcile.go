@@ -36,6 +36,7 @@ type op struct {
 	exists bool
 	power  int // actObserve: the power state to report
 	orphan bool
+	evac   hostapi.Evacuated // actEvacuated
 }
 
 // reconcile compares one answer with the driver's domains and starts the
@@ -48,6 +49,9 @@ func (a *Agent) reconcile(ctx, opCtx context.Context, ans hostapi.Assignments, s
 		return false, err
 	}
 	a.setForcedDown(ans.Host.ForcedDown)
+	fenced := a.isFenced()
+	hold := a.forcedDown || fenced
+	stopped := a.fenceStopped()
 	byID := make(map[string]driver.Domain, len(doms))
 	for _, d := range doms {
 		byID[d.ServerID] = d
@@ -86,7 +90,23 @@ func (a *Agent) reconcile(ctx, opCtx context.Context, ans hostapi.Assignments, s
 			continue
 		}
 		d, exists := byID[s.ID]
-		act := decide(s, d, exists, a.forcedDown)
+		if gen, ok := stopped[s.ID]; ok {
+			// Self-fencing powered this domain off. While the server is
+			// still meant to run here as it was, it is started again once
+			// the host may start guests, and until then its power state
+			// is not reported (it did not stop by itself).
+			if exists && d.Generation == gen && s.Generation == gen && s.TaskState == "" && s.VMState == hostapi.VMActive {
+				if hold {
+					continue
+				}
+				if d.PowerState != hostapi.PowerRunning {
+					dispatch(op{act: actRestart, a: s, dom: d, exists: true})
+					continue
+				}
+			}
+			a.forgetFenceStopped(s.ID, gen)
+		}
+		act := decide(s, d, exists, hold)
 		if act != actUnknownTask {
 			delete(a.unknownTask, s.ID)
 		}
@@ -95,7 +115,7 @@ func (a *Agent) reconcile(ctx, opCtx context.Context, ans hostapi.Assignments, s
 		case actStaleAnswer:
 			a.log.Debug("the domain here is of a newer generation than the answer; waiting for a newer answer", "server", s.ID, "generation", s.Generation, "domain_generation", d.Generation)
 		case actHeld:
-			a.log.Debug("task held: the host is forced down", "server", s.ID, "task", s.TaskState)
+			a.log.Debug("task held: the host is forced down or fenced", "server", s.ID, "task", s.TaskState, "forced_down", a.forcedDown, "fenced", fenced)
 		case actUnknownTask:
 			if a.unknownTask[s.ID] != s.TaskState {
 				a.log.Warn("task unknown to this agent (is the agent older than the controllers?); the server is left as it is", "server", s.ID, "task", s.TaskState)
@@ -115,8 +135,26 @@ func (a *Agent) reconcile(ctx, opCtx context.Context, ans hostapi.Assignments, s
 			dispatch(op{act: act, a: s, dom: d, exists: exists})
 		}
 	}
+	// Servers evacuated away: destroy the copies of the evacuated
+	// generation or older (never a newer domain: the server placed back
+	// here since), then report the migration complete. Destroying is
+	// allowed while forced down or fenced.
+	evacuated := make(map[string]bool, len(ans.Evacuated))
+	migrations := make(map[string]bool, len(ans.Evacuated))
+	for _, e := range ans.Evacuated {
+		if e.ServerID == "" || e.MigrationID == "" {
+			continue
+		}
+		evacuated[e.ServerID], migrations[e.MigrationID] = true, true
+		if a.completed[e.MigrationID] || a.inflight[e.ServerID] {
+			continue
+		}
+		d, exists := byID[e.ServerID]
+		stale := exists && d.Generation <= e.Generation
+		dispatch(op{act: actEvacuated, a: hostapi.Assignment{ID: e.ServerID, Generation: e.Generation}, dom: d, exists: stale, evac: e})
+	}
 	for _, d := range doms {
-		if assigned[d.ServerID] || a.inflight[d.ServerID] {
+		if assigned[d.ServerID] || a.inflight[d.ServerID] || evacuated[d.ServerID] {
 			continue
 		}
 		dispatch(op{act: actDestroy, a: hostapi.Assignment{ID: d.ServerID}, dom: d, exists: true, orphan: true})
@@ -140,6 +178,16 @@ func (a *Agent) reconcile(ctx, opCtx context.Context, ans hostapi.Assignments, s
 	for id := range a.unknownTask {
 		if !assigned[id] {
 			delete(a.unknownTask, id)
+		}
+	}
+	for id := range a.completed {
+		if !migrations[id] {
+			delete(a.completed, id)
+		}
+	}
+	for id, gen := range stopped {
+		if !assigned[id] {
+			a.forgetFenceStopped(id, gen)
 		}
 	}
 	a.pending.Store(pending)

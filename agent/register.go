@@ -51,6 +51,8 @@ func (a *Agent) registration(ctx context.Context) (hostapi.Registration, error) 
 		CPUAllocationRatio:  a.cfg.CPUAllocationRatio,
 		RAMAllocationRatio:  a.cfg.RAMAllocationRatio,
 		DiskAllocationRatio: a.cfg.DiskAllocationRatio,
+		Gossip:              a.cfg.GossipAddr != "",
+		FenceAfterMS:        a.cfg.FenceAfter.Milliseconds(),
 	}, nil
 }
 

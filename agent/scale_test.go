@@ -53,10 +53,19 @@ func TestManyAgentsInOneProcess(t *testing.T) {
 			t.Fatalf("host %d: %d defined, %d now; want %d", i, d.Defined(), d.Count(), perHost)
 		}
 	}
+	// Count accepted reports: on a loaded machine a report's answer can
+	// time out after the controller applied it, and its retry is then
+	// refused (409), as it should be.
 	var reports int
-	fc.with(func() { reports = len(fc.reports) })
+	fc.with(func() {
+		for _, r := range fc.reports {
+			if r.status == http.StatusOK {
+				reports++
+			}
+		}
+	})
 	if reports != hosts*perHost {
-		t.Fatalf("%d reports, want %d", reports, hosts*perHost)
+		t.Fatalf("%d accepted reports, want %d", reports, hosts*perHost)
 	}
 	t.Logf("%d hosts, %d servers converged in %s", hosts, hosts*perHost, time.Since(start).Round(time.Millisecond))
 }

@@ -82,6 +82,16 @@ type Driver interface {
 	Close() error
 }
 
+// ForceOffer is implemented by a driver that can stop a domain at once,
+// without asking the guest, keeping its definition and disks (libvirt's
+// virDomainDestroy: pulling the plug). A stopped domain stays listed, shut
+// off, and PowerOn starts it again. The agent uses it when it fences its
+// host; with a driver that lacks it, fencing falls back to PowerOff, which
+// may first wait for the guest to shut down.
+type ForceOffer interface {
+	ForceOff(ctx context.Context, id string) error
+}
+
 // Owner is the name under which an agent marks the domains it creates:
 // its host name and a fingerprint of its cluster key. Several agents (or
 // clusters, in tests) may share one hypervisor; each touches only its own.

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -45,9 +46,10 @@ type options struct {
 	name, clusterKey, gossipAddr, zone, driver, libvirtURI string
 	stateDir, listen, advertiseAddr, logLevel, logFormat   string
 	libvirtPool, libvirtVirtType                           string
-	shutdownTimeout                                        time.Duration
+	shutdownTimeout, fenceAfter                            time.Duration
 	controllers, join                                      cli.StringList
 	fakeHosts, vcpus, memoryMB, diskGB                     int
+	fakePersist                                            bool
 	fakeFailSpawn                                          string
 	failSpawn                                              *regexp.Regexp
 	cpuRatio, ramRatio, diskRatio                          float64
@@ -69,10 +71,12 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.libvirtPool, "libvirt-pool", "keel", "libvirt storage pool of images and disks (created in <state-dir>/pool when missing)")
 	fs.StringVar(&o.libvirtVirtType, "libvirt-virt-type", "", "domain type: kvm or qemu (software emulation); default kvm when libvirt offers it")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 60*time.Second, "how long a stop or soft reboot waits for the guest to shut down before forcing it off (Nova's shutdown_timeout)")
+	fs.DurationVar(&o.fenceAfter, "fence-after", agent.DefaultFenceAfter, "self-fencing window: after this long without a fresh answer from the controllers saying this host is up, power off (hard, disks kept) every server here and start nothing until one comes; the controllers allow evacuating a host gossip reports down only after this window plus a margin. 0 disables self-fencing (the host can then be evacuated only once forced down)")
 	fs.StringVar(&o.stateDir, "state-dir", "/var/lib/keel/agent", "local state: the image cache, disks and console logs (libvirt), and the gossip snapshot")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8776", "address of the agent's own API (console output), which the controllers call")
 	fs.StringVar(&o.advertiseAddr, "advertise-addr", "", "host:port the controllers use to reach the agent's API; default: --listen (a wildcard host becomes this host's IP)")
 	fs.IntVar(&o.fakeHosts, "fake-hosts", 0, "with --driver fake: simulate this many hosts in this process, named <name>-0001...; they do not join gossip")
+	fs.BoolVar(&o.fakePersist, "fake-persist", false, "with --driver fake (one host): keep the domains in <state-dir>/fake-domains.json, so a restarted agent finds them as libvirt's outlive an agent (failover drills)")
 	fs.StringVar(&o.fakeFailSpawn, "fake-fail-spawn", "", "with --driver fake: builds of servers whose name matches this regular expression fail (failure drills: retries, faults)")
 	fs.IntVar(&o.vcpus, "vcpus", 0, "vCPUs to offer instead of what the hypervisor reports")
 	fs.IntVar(&o.memoryMB, "memory-mb", 0, "memory (MiB) to offer instead of what the hypervisor reports")
@@ -131,8 +135,12 @@ func (o *options) validate() error {
 		return errors.New("--fake-hosts must be 0 or more")
 	case o.fakeHosts > 0 && o.driver != "fake":
 		return errors.New("--fake-hosts needs --driver fake")
+	case o.fakePersist && (o.driver != "fake" || o.fakeHosts > 0):
+		return errors.New("--fake-persist needs --driver fake and no --fake-hosts")
 	case o.listen == "":
 		return errors.New("--listen is required: the controllers read console output from it")
+	case o.fenceAfter < 0 || (o.fenceAfter > 0 && o.fenceAfter < minFenceAfter):
+		return fmt.Errorf("--fence-after %s: want 0 (no self-fencing) or at least %s (a shorter window stops the servers of a healthy host on one slow answer)", o.fenceAfter, minFenceAfter)
 	}
 	if o.fakeFailSpawn != "" {
 		if o.driver != "fake" {
@@ -146,6 +154,19 @@ func (o *options) validate() error {
 		return err
 	}
 	return nil
+}
+
+// minFenceAfter is the shortest --fence-after accepted.
+const minFenceAfter = time.Second
+
+// logFencing states the self-fencing window at startup.
+func (o *options) logFencing(log *slog.Logger) {
+	if o.fenceAfter == 0 {
+		log.Warn("self-fencing is off (--fence-after 0): if this host loses the controllers its servers keep running, so the controllers evacuate them only after an operator forces the host down (keelctl host force-down) having made sure it is off")
+		return
+	}
+	log.Info("self-fencing on: without a fresh answer from the controllers saying this host is up for --fence-after, every server here is powered off and nothing starts until contact is back",
+		"fence_after", o.fenceAfter)
 }
 
 // newLibvirt opens the libvirt driver; driver_libvirt.go sets it, so that
@@ -164,13 +185,23 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	o.logFencing(log)
 	if o.fakeHosts > 0 {
 		return runFakeHosts(ctx, o, log)
 	}
 	var d driver.Driver
 	switch o.driver {
 	case "fake":
-		d = fake.New(o.fakeConfig())
+		cfg := o.fakeConfig()
+		if o.fakePersist {
+			if err := os.MkdirAll(o.stateDir, 0o700); err != nil {
+				return fmt.Errorf("--state-dir: %w", err)
+			}
+			cfg.StateFile = filepath.Join(o.stateDir, "fake-domains.json")
+		}
+		if d, err = fake.Load(cfg); err != nil {
+			return err
+		}
 	case "libvirt":
 		if newLibvirt == nil {
 			return errors.New("this keel-agent was built without the libvirt driver: use --driver fake or a full build")
@@ -194,7 +225,7 @@ func run(ctx context.Context, args []string) error {
 func (o *options) agentConfig(name string, d driver.Driver, log *slog.Logger) agent.Config {
 	return agent.Config{
 		Name: name, Zone: o.zone, Controllers: o.controllers, ClusterKey: o.key,
-		Driver: d, Logger: log, Version: version.Version,
+		Driver: d, Logger: log, Version: version.Version, FenceAfter: o.fenceAfter,
 		VCPUs: o.vcpus, MemoryMB: o.memoryMB, DiskGB: o.diskGB,
 		CPUAllocationRatio: o.cpuRatio, RAMAllocationRatio: o.ramRatio, DiskAllocationRatio: o.diskRatio,
 	}

@@ -33,7 +33,8 @@ func TestParseFlags(t *testing.T) {
 		!slices.Equal(o.join, []string{"10.0.0.1:7946", "10.0.0.2:7946", "10.0.0.3:7946"}) || len(o.key) != 32 {
 		t.Fatalf("options %+v", o)
 	}
-	if o.driver != "libvirt" || o.libvirtURI != "qemu:///system" || o.listen != "127.0.0.1:8776" || o.stateDir != "/var/lib/keel/agent" || o.shutdownTimeout != time.Minute {
+	if o.driver != "libvirt" || o.libvirtURI != "qemu:///system" || o.listen != "127.0.0.1:8776" || o.stateDir != "/var/lib/keel/agent" || o.shutdownTimeout != time.Minute ||
+		o.fenceAfter != 30*time.Second || o.agentConfig("h1", nil, nil).FenceAfter != 30*time.Second {
 		t.Fatalf("defaults %+v", o)
 	}
 	// A flag wins over the environment.
@@ -62,6 +63,8 @@ func TestParseFlagsErrors(t *testing.T) {
 		{[]string{"--controllers", "http://a:1", "--cluster-key", keyFlag(), "--fake-hosts", "3"}, "needs --driver fake"},
 		{[]string{"--controllers", "http://a:1", "--cluster-key", keyFlag(), "stray"}, "unexpected argument"},
 		{[]string{"--controllers", "http://a:1", "--cluster-key", keyFlag(), "--name", ""}, "--name"},
+		{[]string{"--controllers", "http://a:1", "--cluster-key", keyFlag(), "--fence-after", "-1s"}, "--fence-after"},
+		{[]string{"--controllers", "http://a:1", "--cluster-key", keyFlag(), "--fence-after", "30ms"}, "at least 1s"},
 	} {
 		if _, err := parseFlags(tc.args); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v, want an error about %q", tc.args, err, tc.want)
@@ -136,7 +139,7 @@ func TestRunFakeHosts(t *testing.T) {
 	stub.mu.Lock()
 	reg, ok := stub.hosts["sim-0005"]
 	stub.mu.Unlock()
-	if !ok || reg.VCPUs != 4 || reg.HypervisorType != "fake" || reg.AgentAddr != "127.0.0.1:9999" {
+	if !ok || reg.VCPUs != 4 || reg.HypervisorType != "fake" || reg.AgentAddr != "127.0.0.1:9999" || reg.Gossip || reg.FenceAfterMS != 30000 {
 		t.Fatalf("registration of sim-0005: %+v (found %v)", reg, ok)
 	}
 	cancel()
@@ -163,14 +166,18 @@ func TestRunSingleFakeHost(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"--driver", "fake", "--name", "solo", "--controllers", "http://" + ln.Addr().String(),
-			"--cluster-key", keyFlag(), "--listen", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0", "--state-dir", t.TempDir(), "--log-level", "error"})
+			"--cluster-key", keyFlag(), "--listen", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0", "--state-dir", t.TempDir(), "--log-level", "error",
+			"--fence-after", "0"})
 	}()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		stub.mu.Lock()
-		_, ok := stub.hosts["solo"]
+		reg, ok := stub.hosts["solo"]
 		stub.mu.Unlock()
 		if ok {
+			if !reg.Gossip || reg.FenceAfterMS != 0 {
+				t.Fatalf("registration of a gossip member without fencing: gossip %v, fence_after_ms %d", reg.Gossip, reg.FenceAfterMS)
+			}
 			break
 		}
 		if time.Now().After(deadline) {

@@ -43,6 +43,10 @@ func runAgent(ctx context.Context, o *options, key []byte, controller string, lo
 	err := agent.Run(ctx, agent.Config{
 		Name: o.name, Zone: o.zone, Controllers: []string{controller}, ClusterKey: key,
 		ListenAddr: o.agentListen, StateDir: dir, Driver: drv, Logger: log, Version: version.Version,
+		// No gossip: the host is up unless forced down. It fences itself
+		// when its controller loses the Raft leader (or is forced down)
+		// for the default window.
+		FenceAfter: agent.DefaultFenceAfter,
 	})
 	if errors.Is(err, context.Canceled) {
 		return nil

@@ -83,9 +83,10 @@ type HostStatus struct {
 	Registered     bool   `json:"registered"`
 	Disabled       bool   `json:"disabled"` // no new servers; existing ones keep running
 	DisabledReason string `json:"disabled_reason,omitempty"`
-	// ForcedDown: the host is fenced. Its agent stops nothing by itself on
-	// this word (the operator vouched that the host is down), but starts
-	// nothing and logs loudly while it holds.
+	// ForcedDown: the host is fenced by an operator. Its agent starts
+	// nothing from then on; and since a forced-down host is not Up, the
+	// answers no longer renew the agent's lease, so it also stops its
+	// domains once its fencing window has passed.
 	ForcedDown bool `json:"forced_down"`
 	// Up: the cluster considers the host up (gossip says alive, or the
 	// host has no gossip, and it is not forced down). An answer that says

@@ -12,10 +12,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -30,6 +32,7 @@ const (
 	OpSpawn      = "spawn"
 	OpPowerOff   = "power-off"
 	OpPowerOn    = "power-on"
+	OpForceOff   = "force-off"
 	OpReboot     = "reboot" // soft
 	OpRebootHard = "reboot-hard"
 	OpPause      = "pause"
@@ -66,6 +69,11 @@ type Config struct {
 	// driver.Image (once per image id, as a real host caches it) and check
 	// its sha256, so tests exercise the image download path.
 	FetchImages bool
+	// StateFile, when set, keeps the domains in this JSON file, written
+	// after every change (write then rename) and read by Load: a killed
+	// and restarted agent finds its domains, as libvirt's outlive an
+	// agent. Tests read it as the host's own view of what runs.
+	StateFile string
 }
 
 // DefaultCapacity is what a fake host offers unless configured otherwise.
@@ -83,16 +91,16 @@ func DefaultCapacity() driver.Capacity {
 
 // Domain is the state of one fake domain.
 type Domain struct {
-	ServerID   string
-	Name       string
-	Hostname   string
-	Generation uint64
-	PowerState int
+	ServerID   string `json:"server_id"`
+	Name       string `json:"name"`
+	Hostname   string `json:"hostname"`
+	Generation uint64 `json:"generation"`
+	PowerState int    `json:"power_state"`
 	// ManagedSave: the guest's memory was saved by Suspend; the next start
 	// restores it instead of booting.
-	ManagedSave bool
-	Boots       int
-	Console     []string
+	ManagedSave bool     `json:"managed_save,omitempty"`
+	Boots       int      `json:"boots"`
+	Console     []string `json:"console,omitempty"`
 }
 
 // Driver is an in-memory driver.Driver, safe for concurrent use.
@@ -137,6 +145,53 @@ func New(cfg Config) *Driver {
 	}
 	cfg.Delays = maps.Clone(cfg.Delays)
 	return &Driver{cfg: cfg, domains: map[string]*Domain{}, images: map[string]int64{}, calls: map[string]int{}}
+}
+
+// Load is New, with the domains read from cfg.StateFile if it exists.
+func Load(cfg Config) (*Driver, error) {
+	d := New(cfg)
+	if cfg.StateFile == "" {
+		return d, nil
+	}
+	b, err := os.ReadFile(cfg.StateFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return d, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("fake driver: read its state: %w", err)
+	}
+	var doms []*Domain
+	if err := json.Unmarshal(b, &doms); err != nil {
+		return nil, fmt.Errorf("fake driver: %s is not a fake driver's state (%v): move it away to start empty", cfg.StateFile, err)
+	}
+	for _, dom := range doms {
+		d.domains[dom.ServerID] = dom
+	}
+	return d, nil
+}
+
+// saveLocked writes the domains to the state file, if there is one. The
+// caller holds d.mu.
+func (d *Driver) saveLocked() error {
+	if d.cfg.StateFile == "" {
+		return nil
+	}
+	doms := make([]*Domain, 0, len(d.domains))
+	for _, dom := range d.domains {
+		doms = append(doms, dom)
+	}
+	slices.SortFunc(doms, func(a, b *Domain) int { return strings.Compare(a.ServerID, b.ServerID) })
+	b, err := json.Marshal(doms)
+	if err != nil {
+		return err
+	}
+	tmp := d.cfg.StateFile + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("fake driver: save its state: %w", err)
+	}
+	if err := os.Rename(tmp, d.cfg.StateFile); err != nil {
+		return fmt.Errorf("fake driver: save its state: %w", err)
+	}
+	return nil
 }
 
 // SetFail replaces the failure hook (nil: nothing fails).
@@ -263,7 +318,7 @@ func (d *Driver) Spawn(ctx context.Context, a hostapi.Assignment, img driver.Ima
 	if dom.PowerState != hostapi.PowerRunning && dom.PowerState != hostapi.PowerPaused {
 		dom.start()
 	}
-	return nil
+	return d.saveLocked()
 }
 
 // fetchImage reads an image the host has not cached yet and checks it.
@@ -334,7 +389,10 @@ func (d *Driver) change(ctx context.Context, op, id string, fn func(dom *Domain)
 	if !ok {
 		return fmt.Errorf("fake %s of %s: %w", op, id, driver.ErrNotFound)
 	}
-	return fn(dom)
+	if err := fn(dom); err != nil {
+		return err
+	}
+	return d.saveLocked()
 }
 
 // PowerOff implements driver.Driver. A domain with a managed save keeps it
@@ -342,6 +400,19 @@ func (d *Driver) change(ctx context.Context, op, id string, fn func(dom *Domain)
 func (d *Driver) PowerOff(ctx context.Context, id string) error {
 	return d.change(ctx, OpPowerOff, id, func(dom *Domain) error {
 		dom.PowerState = hostapi.PowerShutdown
+		return nil
+	})
+}
+
+var _ driver.ForceOffer = (*Driver)(nil)
+
+// ForceOff implements driver.ForceOffer: an active (running or paused)
+// domain is shut off at once; a managed save is kept.
+func (d *Driver) ForceOff(ctx context.Context, id string) error {
+	return d.change(ctx, OpForceOff, id, func(dom *Domain) error {
+		if dom.PowerState == hostapi.PowerRunning || dom.PowerState == hostapi.PowerPaused {
+			dom.PowerState = hostapi.PowerShutdown
+		}
 		return nil
 	})
 }
@@ -441,7 +512,7 @@ func (d *Driver) Destroy(ctx context.Context, id string) error {
 		delete(d.domains, id)
 		d.destroyed++
 	}
-	return nil
+	return d.saveLocked()
 }
 
 // ConsoleOutput implements driver.Driver.
@@ -484,6 +555,7 @@ func (d *Driver) SetPowerState(id string, state int) bool {
 	dom, ok := d.domains[id]
 	if ok {
 		dom.PowerState = state
+		d.saveLocked() // best effort: a test hook
 	}
 	return ok
 }

@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -49,6 +51,7 @@ func TestPowerTransitions(t *testing.T) {
 		"unpause":     func(d *Driver, id string) error { return d.Unpause(ctx, id) },
 		"suspend":     func(d *Driver, id string) error { return d.Suspend(ctx, id) },
 		"resume":      func(d *Driver, id string) error { return d.Resume(ctx, id) },
+		"force-off":   func(d *Driver, id string) error { return d.ForceOff(ctx, id) },
 	}
 	for _, tc := range []struct {
 		from    int
@@ -75,6 +78,9 @@ func TestPowerTransitions(t *testing.T) {
 		{run, "suspend", off, false, 1},
 		{off, "suspend", off, true, 1},
 		{run, "resume", run, false, 1},
+		{run, "force-off", off, false, 1},
+		{pause, "force-off", off, false, 1},
+		{off, "force-off", off, false, 1},
 	} {
 		t.Run(tc.call+"/from="+map[int]string{run: "running", off: "shutoff", pause: "paused"}[tc.from], func(t *testing.T) {
 			d := New(Config{})
@@ -271,5 +277,48 @@ func TestCapacityAndClose(t *testing.T) {
 	}
 	if _, ok := d.Domain("s"); !ok {
 		t.Fatal("Close removed the domains")
+	}
+}
+
+func TestStateFileKeepsDomainsAcrossRestarts(t *testing.T) {
+	ctx := context.Background()
+	file := filepath.Join(t.TempDir(), "fake-domains.json")
+	d, err := Load(Config{StateFile: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := hostapi.Assignment{ID: "s1", Name: "one", Generation: 3}
+	if err := d.Spawn(ctx, a, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Spawn(ctx, hostapi.Assignment{ID: "s2", Generation: 4}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.PowerOff(ctx, "s2"); err != nil {
+		t.Fatal(err)
+	}
+	// The agent is killed: a new driver finds the domains as they were.
+	d2, err := Load(Config{StateFile: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dom, ok := d2.Domain("s1"); !ok || dom.PowerState != hostapi.PowerRunning || dom.Generation != 3 {
+		t.Fatalf("s1 after a restart: %+v %v", dom, ok)
+	}
+	if dom, ok := d2.Domain("s2"); !ok || dom.PowerState != hostapi.PowerShutdown {
+		t.Fatalf("s2 after a restart: %+v %v", dom, ok)
+	}
+	if err := d2.Destroy(ctx, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	d3, _ := Load(Config{StateFile: file})
+	if _, ok := d3.Domain("s1"); ok || d3.Count() != 1 {
+		t.Fatalf("destroyed domain back after a restart: count %d", d3.Count())
+	}
+	if err := os.WriteFile(file, []byte("not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(Config{StateFile: file}); err == nil || !strings.Contains(err.Error(), "move it away") {
+		t.Fatalf("a corrupt state file: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 
+	"github.com/keel-cloud/keel/agent/driver"
 	"github.com/keel-cloud/keel/internal/hostapi"
 )
 
@@ -329,3 +330,16 @@ func (d *Driver) Resume(ctx context.Context, id string) error {
 		return ctx.Err()
 	})
 }
+
+// ForceOff destroys a running or paused domain at once, without asking the
+// guest (the agent fencing its host), keeping the definition and disks.
+func (d *Driver) ForceOff(ctx context.Context, id string) error {
+	return d.withDomain(id, func(conn *golibvirt.Libvirt, dom golibvirt.Domain, st domState) error {
+		if err := d.forceOff(conn, dom); err != nil {
+			return fmt.Errorf("libvirt driver: force off %s: %w", id, err)
+		}
+		return nil
+	})
+}
+
+var _ driver.ForceOffer = (*Driver)(nil)

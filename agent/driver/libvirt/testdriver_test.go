@@ -101,6 +101,9 @@ func TestTestDriverLifecycle(t *testing.T) {
 		{"Pause before PowerOff", func() error { return d.Pause(ctx, a.ID) }, hostapi.PowerPaused},
 		{"PowerOff of a paused server", func() error { return d.PowerOff(ctx, a.ID) }, hostapi.PowerShutdown},
 		{"PowerOn", func() error { return d.PowerOn(ctx, a.ID) }, hostapi.PowerRunning},
+		{"ForceOff (fencing)", func() error { return d.ForceOff(ctx, a.ID) }, hostapi.PowerShutdown},
+		{"ForceOff again", func() error { return d.ForceOff(ctx, a.ID) }, hostapi.PowerShutdown},
+		{"PowerOn after ForceOff", func() error { return d.PowerOn(ctx, a.ID) }, hostapi.PowerRunning},
 	}
 	for _, s := range steps {
 		if err := s.do(); err != nil {
