@@ -320,3 +320,19 @@ func TestEvacuateToAStoppedServer295(t *testing.T) {
 		t.Fatalf("failed rebuild's migration %s", m.Status)
 	}
 }
+
+func TestPlacementRechecksTheZone(t *testing.T) {
+	l := newFencedCloud(t, "h1", "h2")
+	srvs := testServers(2, "p1")
+	srvs[0].PinnedAZ, srvs[1].PinnedAZ = "az1", DefaultZone
+	l.ok(&CreateServers{Servers: srvs, MinCount: 2})
+	// The scheduler saw h1 in az1, but an aggregate moved it back since.
+	r := l.ok(&PlaceServers{Claims: []Claim{{srvs[0].ID, "h1"}, {srvs[1].ID, "h2"}}})
+	var res PlaceServersResult
+	if r.Decode(&res); len(res.Skipped) != 1 || res.Skipped[0] != srvs[0].ID || len(res.Placed) != 1 {
+		t.Fatalf("a claim in a zone the host is no longer in: %+v", res)
+	}
+	if s := l.server(srvs[1].ID); s.AvailabilityZone != DefaultZone {
+		t.Fatalf("zone of a placed server: %q", s.AvailabilityZone)
+	}
+}

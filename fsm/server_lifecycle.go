@@ -319,14 +319,19 @@ func applyPlaceServers(tx *Txn, c *PlaceServers) (any, error) {
 			hosts[cl.Host] = h
 		}
 		vcpus, ram, disk := s.Flavor.Claim()
-		if h.Disabled || !h.Alive() || !h.Fits(vcpus, ram, disk) || slices.Contains(s.RetryHosts, h.Host) || h.Host == s.EvacuatedFrom {
+		// The host as it is now: enabled, up, with room, not one the build
+		// failed on or the server is evacuated from, and still in the zone
+		// the server asked for (an aggregate may have moved it since the
+		// scheduler looked).
+		if h.Disabled || !h.Alive() || !h.Fits(vcpus, ram, disk) || slices.Contains(s.RetryHosts, h.Host) || h.Host == s.EvacuatedFrom ||
+			(s.PinnedAZ != "" && h.AvailabilityZone() != s.PinnedAZ) {
 			res.Skipped = append(res.Skipped, cl.ServerID)
 			continue
 		}
 		h.charge(s.Flavor, +1)
 		s.Host, s.Node = h.Host, h.Host
 		if s.AvailabilityZone == "" {
-			s.AvailabilityZone = h.Zone
+			s.AvailabilityZone = h.AvailabilityZone()
 		}
 		s.Generation = tx.Index()
 		s.UpdatedAt = c.Now

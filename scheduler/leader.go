@@ -83,9 +83,20 @@ func (l *Loop) round(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	// One scan of the aggregates per round gives every host its own.
+	aggRecs, err := fsm.ListAggregates(st)
+	if err != nil {
+		return false, err
+	}
+	aggs := map[string][]Aggregate{}
+	for _, a := range aggRecs {
+		for _, h := range a.Hosts {
+			aggs[h] = append(aggs[h], Aggregate{Name: a.Name, Metadata: a.Metadata})
+		}
+	}
 	hosts := make([]Host, len(hostRecs))
 	for i, h := range hostRecs {
-		hosts[i] = hostView(h)
+		hosts[i] = hostView(h, aggs[h.Host])
 	}
 	reqs := make([]Request, 0, len(pending))
 	images := map[string]map[string]string{} // a batch's servers mostly share a few images
@@ -124,8 +135,9 @@ func (l *Loop) round(ctx context.Context) (bool, error) {
 	return len(res.Placed)+len(res.Failed) > 0, nil
 }
 
-// hostView turns a host record into the scheduler's view of it.
-func hostView(h *fsm.Host) Host {
+// hostView turns a host record and the aggregates it belongs to into the
+// scheduler's view of it.
+func hostView(h *fsm.Host, aggs []Aggregate) Host {
 	cpu, ram, disk := h.Ratios()
 	return Host{
 		Name: h.Host, Zone: h.AvailabilityZone(),
@@ -136,6 +148,7 @@ func hostView(h *fsm.Host) Host {
 		CPURatio: cpu, RAMRatio: ram, DiskRatio: disk,
 		Servers:      h.RunningVMs,
 		Capabilities: h.Capabilities, // the agent's facts (Place never changes them)
+		Aggregates:   aggs,
 	}
 }
 
