@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -14,6 +15,9 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/availabilityzones"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/keypairs"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/keel-cloud/keel/fsm"
+	"github.com/keel-cloud/keel/internal/hostapi"
 )
 
 // gophercloud v2's keypairs and availabilityzones against a 3-controller
@@ -81,6 +85,18 @@ func TestGophercloudKeypairsAndZones(t *testing.T) {
 		t.Fatalf("get after delete through another controller: %v, want a 404", err)
 	}
 
+	// Zones are those of the compute hosts (none, no zone: Nova's rule);
+	// the controllers' services, which the liveness loop records, are the
+	// "internal" zone.
+	now := time.Now().UnixMicro()
+	apply(t, ac, &fsm.RegisterHost{Registration: hostapi.Registration{Host: "compute-1", VCPUs: 4, MemoryMB: 4096, DiskGB: 40},
+		ServiceID: "5e0f4b3c-2d7a-4c1e-9d6b-3a8f1e2c4b5d", HypervisorID: "6f1a5c4d-3e8b-4d2f-8e7c-4b9a2f3d5c6e", Now: now})
+	var ctrls []fsm.ControllerLiveness
+	for i, n := range ac.Nodes {
+		ctrls = append(ctrls, fsm.ControllerLiveness{Name: n.Cfg.Name, Up: true,
+			SchedulerID: fmt.Sprintf("00000000-0000-4000-8000-%012d", 2*i), ConductorID: fmt.Sprintf("00000000-0000-4000-8000-%012d", 2*i+1)})
+	}
+	apply(t, ac, &fsm.SetLiveness{Controllers: ctrls, Now: now})
 	zp, err := availabilityzones.List(c2).AllPages(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -107,6 +107,8 @@ func New(cfg Config) *Server {
 	s.tokens = newTokenValidator(cfg.Node)
 	s.registerHealth()
 	s.registerCompute()
+	s.registerAggregates()
+	s.registerOperations() // services.go: os-services, os-hypervisors, os-hosts, usage, migrations
 	s.registerIdentity()
 	s.registerImage()
 	s.registerHostAPI()

@@ -261,7 +261,7 @@ func (s *Server) createServer(c *Call) error {
 		if err != nil {
 			return badRequest("Compute host %s could not be found.", forcedHost)
 		}
-		if az != "" && h.Zone != az {
+		if az != "" && h.AvailabilityZone() != az {
 			return badRequest("The requested availability zone is not available")
 		}
 	}

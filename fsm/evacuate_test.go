@@ -306,6 +306,7 @@ func TestEvacuateToAStoppedServer295(t *testing.T) {
 	id2 := l.activeOn(testServers(2, "p1")[1], "h2")
 	l.ok(&UpdateService{Host: "h2", Binary: BinaryCompute, ForcedDown: &yes})
 	no := false
+	l.ok(&CompleteMigration{ID: "m", Host: "h1"})
 	l.ok(&UpdateService{Host: "h1", Binary: BinaryCompute, ForcedDown: &no})
 	l.ok(&EvacuateServer{ID: id2, MigrationID: "m2", Force: true, Host: "h1"})
 	if s := l.server(id2); s.ForcedHost != "h1" {
@@ -335,4 +336,22 @@ func TestPlacementRechecksTheZone(t *testing.T) {
 	if s := l.server(srvs[1].ID); s.AvailabilityZone != DefaultZone {
 		t.Fatalf("zone of a placed server: %q", s.AvailabilityZone)
 	}
+}
+
+func TestForceUpAndDeleteWaitForEvacuations(t *testing.T) {
+	l := newFencedCloud(t, "h1", "h2")
+	id := l.activeOn(testServers(1, "p1")[0], "h1")
+	yes, no := true, false
+	l.ok(&UpdateService{Host: "h1", Binary: BinaryCompute, ForcedDown: &yes})
+	l.ok(&EvacuateServer{ID: id, MigrationID: "m1"})
+	// In progress: neither host's service may be deleted.
+	l.refuse(&DeleteService{ID: "svc-h1"}, KindConflict, "in-progress migrations")
+	l.ok(&PlaceServers{Claims: []Claim{{id, "h2"}}})
+	l.refuse(&DeleteService{ID: "svc-h2"}, KindConflict, "hosting instances")
+	l.report(id, TaskRebuildSpawning, hostapi.PowerRunning, "")
+	// Done: h1 may not be forced up until its agent destroyed its copy.
+	l.refuse(&UpdateService{Host: "h1", Binary: BinaryCompute, ForcedDown: &no}, KindInvalid, "Unable to force up host h1 as `done` evacuation migration records remain")
+	l.ok(&CompleteMigration{ID: "m1", Host: "h1"})
+	l.ok(&UpdateService{Host: "h1", Binary: BinaryCompute, ForcedDown: &no})
+	l.ok(&DeleteService{ID: "svc-h1"})
 }

@@ -279,6 +279,17 @@ func applyUpdateService(tx *Txn, c *UpdateService) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		if c.ForcedDown != nil && !*c.ForcedDown && h.ForcedDown {
+			// Nova's rule: servers evacuated away are still on the host's
+			// disks until its agent, back, destroys them.
+			open, err := EvacuatedFrom(tx, h.Host)
+			if err != nil {
+				return nil, err
+			}
+			if slices.ContainsFunc(open, func(m *Migration) bool { return m.Status == MigrationDone }) {
+				return nil, Errorf(KindInvalid, "Unable to force up host %s as `done` evacuation migration records remain associated with the host. Ensure the compute service has been restarted, allowing these records to move to `completed` before retrying this request.", h.Host)
+			}
+		}
 		set(&h.Disabled, &h.ForcedDown, &h.DisabledReason)
 		h.UpdatedAt = c.Now
 		if err := tx.Put(TableHost, h.Host, h); err != nil {
@@ -320,6 +331,17 @@ func applyDeleteService(tx *Txn, c *DeleteService) (any, error) {
 	}
 	if busy {
 		return nil, Errorf(KindConflict, "Unable to delete compute service that is hosting instances. Migrate or delete the instances first.")
+	}
+	moving := false
+	if err := Migrations(tx, func(m *Migration) bool {
+		inProgress := m.Status == MigrationAccepted || m.Status == MigrationPreMigrating
+		moving = inProgress && (m.SourceCompute == svc.Host || m.DestCompute == svc.Host)
+		return !moving
+	}); err != nil {
+		return nil, err
+	}
+	if moving {
+		return nil, Errorf(KindConflict, "Unable to delete compute service that has in-progress migrations. Complete the migrations or delete the instances first.")
 	}
 	for _, hook := range hostDeleteHooks {
 		if err := hook(tx, svc.Host); err != nil {
