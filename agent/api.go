@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/keel-cloud/keel/agent/driver"
 	"github.com/keel-cloud/keel/internal/clusterauth"
@@ -14,6 +15,7 @@ import (
 // Handler is the agent's own internal API, for the controllers:
 //
 //	GET /internal/v1/servers/{id}/console?length=N   text/plain: the last N lines (all if N <= 0 or absent)
+//	GET /internal/v1/uptime                          text/plain: the machine's uptime, as uptime(1) prints it
 //
 // Every call must carry the cluster-key signature.
 func (a *Agent) Handler() http.Handler {
@@ -54,6 +56,15 @@ func ConsoleHandler(key []byte, log *slog.Logger, drivers ...driver.Driver) http
 			return
 		}
 		writeError(w, http.StatusNotFound, "not_found", "server "+id+" has no domain on this host")
+	})
+	mux.HandleFunc("GET /internal/v1/uptime", func(w http.ResponseWriter, r *http.Request) {
+		up, err := hostUptime(time.Now())
+		if err != nil {
+			writeError(w, http.StatusNotImplemented, "not_implemented", err.Error())
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte(up))
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "keel-agent serves no "+r.Method+" "+r.URL.Path)

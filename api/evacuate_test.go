@@ -111,6 +111,17 @@ func TestEvacuateThroughTheAPI(t *testing.T) {
 		t.Fatalf("evacuate by a project member: %d %s", r.Status, r.Body)
 	}
 
+	// The hosts' uptime comes from their agents (uptime(1)'s line).
+	hvs := doV(t, "GET", cc.url(0)+"/compute/v2.1/os-hypervisors?hypervisor_hostname_pattern=compute-2", cc.admin, nil, "2.53").json(t)["hypervisors"].([]any)
+	hvID := hvs[0].(map[string]any)["id"].(string)
+	if r := doV(t, "GET", cc.url(0)+"/compute/v2.1/os-hypervisors/"+hvID+"/uptime", cc.admin, nil, "2.53"); r.Status != 200 ||
+		!strings.Contains(r.json(t)["hypervisor"].(map[string]any)["uptime"].(string), "load average:") {
+		t.Fatalf("hypervisor uptime: %d %s", r.Status, r.Body)
+	}
+	if r := doV(t, "GET", cc.url(0)+"/compute/v2.1/os-hypervisors/"+hvID, cc.admin, nil, "2.88"); r.Status != 200 ||
+		!strings.Contains(fmt.Sprint(r.json(t)["hypervisor"].(map[string]any)["uptime"]), " up ") {
+		t.Fatalf("hypervisor show at 2.88: %d %s", r.Status, r.Body)
+	}
 	cc.forceDown(t, "compute-1", true)
 	// 2.1: 200 with the password; 2.14: 200 with no body; 2.95: stopped.
 	r := cc.action(t, cc.admin, ids[0], map[string]any{"evacuate": map[string]any{"onSharedStorage": false}}, "2.1")

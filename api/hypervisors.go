@@ -2,12 +2,15 @@ package api
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/keel-cloud/keel/fsm"
 )
@@ -25,9 +28,11 @@ import (
 // views, adds "uptime" to detail and show, and removes statistics and
 // uptime.
 //
-// Keel's agent does not report the host's uptime: the uptime route answers
-// 501 (as Nova does for a driver without it) and the 2.88 "uptime" field
-// is null (as Nova shows it when it cannot ask the host).
+// The host's uptime comes from its agent at each request (uptime(1)'s
+// line, as Nova's libvirt driver gives it): the uptime route answers 400
+// when the host is down or its agent does not answer; the 2.88 "uptime"
+// field of show is null then (detail shows null: Keel does not ask every
+// host on a listing).
 
 func (s *Server) registerHypervisors() {
 	const p = "/compute/v2.1/os-hypervisors"
@@ -343,7 +348,14 @@ func (s *Server) showHypervisor(c *Call) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"hypervisor": hypervisorView(c, h, true, servers, withServers, withServers)})
+	view := hypervisorView(c, h, true, servers, withServers, withServers)
+	if c.Version.AtLeast(2, 88) {
+		// Nova asks the host at each show; null when it cannot answer.
+		if up, err := s.agentUptime(c, h); err == nil {
+			view["uptime"] = up
+		}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"hypervisor": view})
 }
 
 // hypervisorUptime is GET /os-hypervisors/{hypervisor_id}/uptime (2.1–2.87).
@@ -362,7 +374,40 @@ func (s *Server) hypervisorUptime(c *Call) error {
 	if svc := fsm.ServiceOf(h); !svc.Alive() {
 		return badRequest("Compute service of %s is unavailable at this time.", h.Host)
 	}
-	return Errorf(http.StatusNotImplemented, "The requested functionality is not supported. (keel-agent on %s does not report the host's uptime.)", h.Host)
+	up, err := s.agentUptime(c, h)
+	if err != nil {
+		return err
+	}
+	view := hypervisorView(c, h, false, nil, false, false)
+	view["uptime"] = up
+	return c.JSON(http.StatusOK, map[string]any{"hypervisor": view})
+}
+
+// agentUptime asks the host's agent for the machine's uptime, as Nova asks
+// the compute service (uptime(1)'s line).
+func (s *Server) agentUptime(c *Call, h *fsm.Host) (string, error) {
+	unavailable := badRequest("Compute service of %s is unavailable at this time.", h.Host)
+	if h.AgentAddr == "" {
+		return "", unavailable
+	}
+	ctx, cancel := context.WithTimeout(c.Context(), 2*time.Second)
+	defer cancel()
+	req, err := s.node.NewPeerRequest(ctx, http.MethodGet, h.AgentAddr, "/internal/v1/uptime", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := s.hostClient.Do(req)
+	if err != nil {
+		c.Log.Warn("hypervisor uptime: the host's agent did not answer", "host", h.Host, "agent", h.AgentAddr, "error", err)
+		return "", unavailable
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		c.Log.Warn("hypervisor uptime: the host's agent cannot tell", "host", h.Host, "status", resp.StatusCode, "answer", string(body))
+		return "", Errorf(http.StatusNotImplemented, "The requested functionality is not supported. (keel-agent on %s cannot read the host's uptime.)", h.Host)
+	}
+	return string(body), nil
 }
 
 // searchHypervisors is GET /os-hypervisors/{pattern}/search and

@@ -98,6 +98,14 @@ func TestOpenstackCLIKeypairs(t *testing.T) {
 		t.Fatalf("keypair list after delete: %v", left)
 	}
 
+	// Zones are those of the compute hosts (Nova's rule: no host, no
+	// zone): one simulated host in the default zone.
+	c.startAgent("--name", "zone-host", "--driver", "fake")
+	c.poll(30*time.Second, "the host registered", func() (bool, string) {
+		hs, r := c.hosts(n1)
+		_, ok := hs["zone-host"]
+		return ok, r.String()
+	})
 	// An admin's list is the detailed one (as with Nova): the internal
 	// zone of the control services too, here the three controllers.
 	zones := decodeJSON[[]map[string]any](t, admin(n3, "availability", "zone", "list", "--compute", "-f", "json"))
