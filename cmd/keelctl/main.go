@@ -1,6 +1,7 @@
 // Command keelctl operates a Keel cluster through the controllers' internal
 // API: cluster status, removing a dead controller, snapshot save and
-// restore, and generating the cluster key. It is an HTTP client only: every
+// restore, compute services and hosts (disable, enable, force down,
+// evacuate), and generating the cluster key. It is an HTTP client only: every
 // call is signed with the cluster key (see cluster/auth.go).
 //
 // `keelctl snapshot restore` replaces the whole cluster state with the
