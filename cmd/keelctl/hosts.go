@@ -271,7 +271,7 @@ func (a *app) hostEvacuate(args []string) error {
 	// Follow them until each is rebuilt or failed.
 	final := map[string]api.Evacuation{}
 	deadline := time.Now().Add(*wait)
-	p := &evacProgress{w: a.stderr, on: a.progress, host: host, total: len(list.Servers)}
+	p := &evacProgress{w: a.stderr, on: a.progress, host: host, total: len(mine)}
 	for len(final) < len(mine) {
 		var evs struct {
 			Evacuations []api.Evacuation `json:"evacuations"`
@@ -288,7 +288,7 @@ func (a *app) hostEvacuate(args []string) error {
 				final[e.MigrationID] = e
 			}
 		}
-		p.show(len(final), failedCount(final), start)
+		p.show(len(final), failedCount(final), start, false)
 		if len(final) == len(mine) {
 			break
 		}
@@ -297,6 +297,7 @@ func (a *app) hostEvacuate(args []string) error {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+	p.show(len(final), failedCount(final), start, true)
 	p.done()
 	return a.evacuationSummary(host, results, final, mine, time.Since(start))
 }
@@ -389,11 +390,14 @@ type evacProgress struct {
 	shown bool
 }
 
-func (p *evacProgress) show(done, failed int, start time.Time) {
+func (p *evacProgress) show(done, failed int, start time.Time, final bool) {
 	const width = 30
 	now := time.Now()
+	if p.total == 0 {
+		return
+	}
 	if !p.on {
-		if now.Sub(p.last) < 2*time.Second && done < p.total {
+		if !final && now.Sub(p.last) < 2*time.Second {
 			return
 		}
 		p.last = now
@@ -403,6 +407,10 @@ func (p *evacProgress) show(done, failed int, start time.Time) {
 	bar := strings.Repeat("=", done*width/p.total) + strings.Repeat(" ", width-done*width/p.total)
 	fmt.Fprintf(p.w, "\revacuating %s: [%s] %d/%d finished, %d failed, %s ", p.host, bar, done, p.total, failed, now.Sub(start).Round(time.Second))
 	p.shown = true
+	if final {
+		fmt.Fprintln(p.w)
+		p.shown = false
+	}
 }
 
 func (p *evacProgress) done() {
