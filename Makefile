@@ -58,6 +58,8 @@ bench: deps
 	$(GO) test -run '^$$' -bench 'BootToActive' -benchtime 5000x -timeout 20m ./api/
 	$(GO) test -run '^$$' -bench . -benchtime 5x ./scheduler/
 	scripts/bench-servers.sh 10000 100000
+	$(GO) test -run '^$$' -bench 'Evacuate100' -benchtime 1x -count 3 -timeout 20m ./api/
+	KEEL_DETECTION_TRIALS=20 $(GO) test -count=1 -run 'TestHostDownDetectionAndNoFlap' -v -timeout 20m ./e2e/ | grep -E 'detection|--- '
 
 clean:
 	rm -rf $(BIN)
