@@ -316,7 +316,7 @@ func TestAdminAPIBadInput(t *testing.T) {
 		{"hv servers at 2.53", "GET", c + "/os-hypervisors/cmp/servers", nil, "2.53", 404, "could not be found"},
 		{"hv statistics at 2.88", "GET", c + "/os-hypervisors/statistics", nil, "2.88", 404, "could not be found"},
 		{"hv uptime at 2.88", "GET", c + "/os-hypervisors/1/uptime", nil, "2.88", 404, "could not be found"},
-		{"hv uptime not reported", "GET", c + "/os-hypervisors/1/uptime", nil, "2.1", 501, "not supported"},
+		{"hv uptime of a host without an agent", "GET", c + "/os-hypervisors/1/uptime", nil, "2.1", 400, "Compute service of cmp-a is unavailable at this time."},
 		// os-hosts
 		{"hosts gone at 2.43", "GET", c + "/os-hosts", nil, "2.43", 404, "could not be found"},
 		{"host show gone at 2.43", "GET", c + "/os-hosts/cmp-a", nil, "2.43", 404, "could not be found"},
