@@ -2,7 +2,9 @@
 # Controller memory with many servers: starts a single-node keel-controller,
 # creates servers through the API in batches of 1,000 (max_count), and prints
 # the controller's RSS at 0, 10,000 and 100,000 servers (or the counts given),
-# with the time each step took. Usage: scripts/bench-servers.sh [N...]
+# with the time each step took; then the size of a snapshot of the whole
+# state at the last count, and how long saving and restoring it take.
+# Usage: scripts/bench-servers.sh [N...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 counts=("$@")
@@ -46,3 +48,14 @@ for target in "${counts[@]}"; do
   secs=$(( $(date +%s) - start ))
   echo "servers $made: controller RSS $(rss) (step took ${secs} s); data dir $(du -sm "$dir" | cut -f1) MiB"
 done
+# Snapshot of the whole state at the last count: size, save time, restore
+# time (keelctl, as an operator backs up and restores).
+key="$dir/cluster.key"
+snap="$dir/bench.snap"
+t0=$(date +%s.%N)
+bin/keelctl --url "$base" --cluster-key-file "$key" --timeout 120s snapshot save "$snap" >/dev/null 2>&1
+t1=$(date +%s.%N)
+bin/keelctl --url "$base" --cluster-key-file "$key" --timeout 120s snapshot restore "$snap" >/dev/null 2>&1
+t2=$(date +%s.%N)
+printf 'snapshot at %d servers: %d MiB, saved in %.2f s, restored in %.2f s; controller RSS after the restore %s\n' \
+  "$made" $(( $(stat -c %s "$snap") / 1048576 )) "$(awk "BEGIN{print $t1 - $t0}")" "$(awk "BEGIN{print $t2 - $t1}")" "$(rss)"
