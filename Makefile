@@ -46,20 +46,10 @@ test: deps vet
 test-short:
 	$(GO) test -short -count=1 ./...
 
-## bench: the Go micro-benchmarks of the replicated core (see BENCHMARKS.md for method and figures)
+## bench: every benchmark (Go micro-benchmarks, in-process clusters, keel-bench on real processes,
+## memory, snapshots, detection), then the generated part of BENCHMARKS.md rewritten (scripts/bench.sh)
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchtime 2000x ./fsm/ ./cluster/raftstore/
-	$(GO) test -run '^$$' -bench Propose -benchtime 20000x -timeout 30m ./cluster/
-	$(GO) test -run '^$$' -bench LeaderFailover -benchtime 10x -timeout 30m ./cluster/
-	$(GO) test -run '^$$' -bench 'ValidateToken|ValidatedRequest' -benchtime 3s ./api/
-	scripts/bench-api.sh 10 50
-	$(GO) test -run '^$$' -bench 'ServerCreate' -benchtime 5000x ./api/
-	KEEL_BENCH_SERVERS=100000 $(GO) test -run '^$$' -bench 'ServerDetailPage' -benchtime 30x -timeout 20m ./api/
-	$(GO) test -run '^$$' -bench 'BootToActive' -benchtime 5000x -timeout 20m ./api/
-	$(GO) test -run '^$$' -bench . -benchtime 5x ./scheduler/
-	scripts/bench-servers.sh 10000 100000
-	$(GO) test -run '^$$' -bench 'Evacuate100' -benchtime 1x -count 3 -timeout 20m ./api/
-	KEEL_DETECTION_TRIALS=20 $(GO) test -count=1 -run 'TestHostDownDetectionAndNoFlap' -v -timeout 20m ./e2e/ | grep -E 'detection|--- '
+	scripts/bench.sh
 
 clean:
 	rm -rf $(BIN)
