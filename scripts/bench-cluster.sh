@@ -8,7 +8,9 @@
 # Usage: scripts/bench-cluster.sh HOSTS OUTDIR
 #   writes OUTDIR/scenario-<name>-h<HOSTS>.json and .svg (keel-bench's
 #   results and latency histograms) and OUTDIR/cluster-h<HOSTS>.log.
-# Environment: BENCH_QUICK=1 runs each scenario small (checking the harness).
+# Environment: BENCH_QUICK=1 runs each scenario small (checking the harness);
+# BENCH_SCENARIOS (one "NAME [flags]" a line) replaces the scenarios, and
+# BENCH_PREFIX (default "scenario") the results' file names.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 hosts=${1:?usage: scripts/bench-cluster.sh HOSTS OUTDIR}
@@ -97,6 +99,7 @@ done
 [ "$n" -ge "$hosts" ] || die "only $n of $hosts simulated hosts registered"
 log "3 controllers and $hosts simulated hosts up"
 
+prefix=${BENCH_PREFIX:-scenario}
 run() {
 	local name=$1
 	shift
@@ -104,11 +107,18 @@ run() {
 	# Exit 3: some iterations failed; they are in the results (errors by
 	# fault), which is what a benchmark reports, not a harness failure.
 	bin/keel-bench --scenario "$name" --image bench-tiny --flavor m1.tiny --network none --name-prefix "bench-h$hosts-" \
-		--poll 50ms --json "$out/scenario-$name-h$hosts.json" --histogram "$out/scenario-$name-h$hosts.svg" "$@" \
-		>"$out/scenario-$name-h$hosts.txt" || [ $? = 3 ] || die "keel-bench $name failed"
-	cat "$out/scenario-$name-h$hosts.txt" >&2
+		--poll 50ms --json "$out/$prefix-$name-h$hosts.json" --histogram "$out/$prefix-$name-h$hosts.svg" "$@" \
+		>"$out/$prefix-$name-h$hosts.txt" || [ $? = 3 ] || die "keel-bench $name failed"
+	cat "$out/$prefix-$name-h$hosts.txt" >&2
 }
-if [ -z "$q" ]; then
+if [ -n "${BENCH_SCENARIOS:-}" ]; then
+	# One scenario a line: NAME [keel-bench flags].
+	while read -r line; do
+		[ -n "$line" ] || continue
+		read -r -a args <<<"$line"
+		run "${args[@]}"
+	done <<<"$BENCH_SCENARIOS"
+elif [ -z "$q" ]; then
 	run boot-and-delete --count 400 --concurrency 16
 	run create-and-show --count 400 --concurrency 16
 	run show --prepare 100 --duration 15s --concurrency 50

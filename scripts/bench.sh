@@ -16,7 +16,9 @@
 #
 # Results go to bench-results/ (git-ignored; kept for inspection) and the
 # histograms to docs/bench/. Environment: BENCH_QUICK=1 runs each part small
-# (minutes, for checking the harness; the figures are then not comparable).
+# (minutes, for checking the harness; the figures are then not comparable);
+# BENCH_NOVAREF=1 also runs the same load against the reference Nova of
+# ../shared/novaref, side by side (scripts/bench-compare.sh; set it up first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=bench-results
@@ -65,6 +67,11 @@ for h in 10 100 1000; do
 	[ -z "$quick" ] || break
 done
 
+if [ -n "${BENCH_NOVAREF:-}" ]; then
+	step "the same load on Keel and on the reference Nova (../shared/novaref)"
+	scripts/bench-compare.sh "$out"
+fi
+
 step "controller memory and snapshot"
 # shellcheck disable=SC2086
 scripts/bench-servers.sh $servers | tee "$out/servers.txt"
@@ -74,6 +81,7 @@ KEEL_DETECTION_TRIALS=$trials go test -count=1 -run 'TestHostDownDetectionAndNoF
 	grep -E 'detection trial|host-down detection' | tee "$out/detection.txt"
 
 step "BENCHMARKS.md"
-cp "$out"/scenario-*.svg docs/bench/ 2>/dev/null || true
+rm -f docs/bench/*.svg
+cp "$out"/scenario-*.svg "$out"/compare-*.svg docs/bench/ 2>/dev/null || true
 go run ./scripts/benchreport "$out" BENCHMARKS.md
 step "done in $((SECONDS - start)) s: BENCHMARKS.md rewritten (git diff BENCHMARKS.md)"

@@ -77,6 +77,7 @@ type results struct {
 	machine   map[string]string
 	gobench   map[string][]goResult // file stem → results
 	scenarios []scenario
+	compare   map[string]map[string]*scenario // cloud ("keel", "nova") → scenario name → result
 	servers   []string // lines of bench-servers.sh
 	wrk       []string // lines of bench-api.sh
 	detection []float64
@@ -137,6 +138,26 @@ func load(dir string) (*results, error) {
 			s.hosts, _ = strconv.Atoi(m[1])
 		}
 		r.scenarios = append(r.scenarios, s)
+	}
+	r.compare = map[string]map[string]*scenario{}
+	cmp, _ := filepath.Glob(filepath.Join(dir, "compare-*-*.json"))
+	for _, f := range cmp {
+		m := regexp.MustCompile(`compare-(keel|nova)-(.+)-h\d+\.json$`).FindStringSubmatch(f)
+		if m == nil {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		var s scenario
+		if err := json.Unmarshal(b, &s); err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		if r.compare[m[1]] == nil {
+			r.compare[m[1]] = map[string]*scenario{}
+		}
+		r.compare[m[1]][m[2]] = &s
 	}
 	r.servers, _ = readLines(filepath.Join(dir, "servers.txt"))
 	r.wrk, _ = readLines(filepath.Join(dir, "wrk.txt"))
@@ -281,6 +302,7 @@ func (r *results) render() string {
 	w("\n")
 
 	r.renderScenarios(w)
+	r.renderCompare(w)
 	r.renderGo(w)
 	if len(r.servers) > 0 {
 		w("### Controller memory and snapshots (scripts/bench-servers.sh)\n\nA single controller; servers created through the API in batches of 1,000; RSS from /proc; then `keelctl snapshot save` and `restore` of the whole state.\n\n```\n%s\n```\n\n", strings.Join(r.servers, "\n"))
@@ -352,6 +374,42 @@ func (r *results) renderScenarios(w func(string, ...any)) {
 		for _, o := range s.Operations {
 			w("| [%s](docs/bench/%s.svg) | %d | %d | %s | %d | %d | %.0f | %.1f | %.1f | %.1f | %.1f |\n",
 				s.Scenario, s.file, s.hosts, s.Parameters.Concurrency, o.Name, o.Count, o.Errors, o.OpsPerSec, o.P50Ms, o.P90Ms, o.P99Ms, o.MaxMs)
+		}
+	}
+	w("\n")
+}
+
+// renderCompare puts the same load on Keel and on the reference Nova side
+// by side (scripts/bench-compare.sh), when both were run.
+func (r *results) renderCompare(w func(string, ...any)) {
+	keel, nova := r.compare["keel"], r.compare["nova"]
+	if len(keel) == 0 || len(nova) == 0 {
+		return
+	}
+	w("### Side by side with the real Nova (scripts/bench-compare.sh)\n\n")
+	w("The same `keel-bench` commands against Keel (3 controller processes, 1 simulated host) and against ../shared/novaref (Debian's Nova Zed 26.2.2 with its fake driver, one compute host, Keystone, Placement, Glance, MariaDB and RabbitMQ on loopback), one after the other on this machine. Per-operation throughput and latency; `X->ACTIVE` is from the create call to the poll that saw ACTIVE.\n\n")
+	w("| scenario | operation | Keel ops/s | Nova ops/s | Keel p50 ms | Nova p50 ms | Keel p99 ms | Nova p99 ms | errors Keel / Nova |\n|---|---|---:|---:|---:|---:|---:|---:|---|\n")
+	names := slices.Sorted(func(yield func(string) bool) {
+		for k := range keel {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	for _, name := range names {
+		k, n := keel[name], nova[name]
+		if n == nil {
+			continue
+		}
+		for _, ko := range k.Operations {
+			if ko.Name == "poll" || ko.Name == "iteration" {
+				continue
+			}
+			for _, no := range n.Operations {
+				if no.Name == ko.Name {
+					w("| %s | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %d / %d |\n", name, ko.Name, ko.OpsPerSec, no.OpsPerSec, ko.P50Ms, no.P50Ms, ko.P99Ms, no.P99Ms, ko.Errors, no.Errors)
+				}
+			}
 		}
 	}
 	w("\n")
