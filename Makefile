@@ -6,7 +6,8 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/keel-cloud/keel/internal/version.Version=$(VERSION)
 DATA ?= keel-data
 
-.PHONY: all build run deps test test-short vet bench clean conformance conformance-smoke
+.PHONY: all build run deps test test-short vet bench clean conformance conformance-smoke \
+	images deploy-up deploy-down deploy-test
 
 all: build
 
@@ -61,3 +62,33 @@ conformance:
 ## conformance-smoke: Tempest's smoke tests (a few minutes); fails on failures not in conformance/expected-failures.txt
 conformance-smoke:
 	conformance/run.sh smoke
+
+# The compose command: the `docker compose` plugin when it exists, else docker-compose.
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo docker compose || echo docker-compose)
+DEPLOY_COMPOSE = $(COMPOSE) -p keel -f deploy/docker-compose.yml
+KEEL_IMAGE_TAG ?= dev
+
+## images: container images keel/keel-controller, keel/keel-agent, keel/keelctl (FROM scratch around static
+## binaries) and keel/haproxy (Debian's haproxy, installed when missing), tag $(KEEL_IMAGE_TAG); pulls nothing
+images:
+	KEEL_IMAGE_TAG=$(KEEL_IMAGE_TAG) VERSION=$(VERSION) GO=$(GO) deploy/build-images.sh
+
+## deploy-up: the compose cloud (deploy/docker-compose.yml, project "keel"): 3 controllers behind haproxy on
+## 127.0.0.1:8774, 2 fake compute hosts; builds the images, makes deploy/secrets/ once (see deploy/README.md)
+deploy-up: images
+	deploy/secrets.sh
+	KEEL_IMAGE_TAG=$(KEEL_IMAGE_TAG) $(DEPLOY_COMPOSE) up -d
+	@echo "Keel is starting behind haproxy on http://127.0.0.1:$${KEEL_DEPLOY_PORT:-8774}. Then:"
+	@echo "  export KEEL_URL=http://127.0.0.1:$${KEEL_DEPLOY_PORT:-8774} KEEL_CLUSTER_KEY_FILE=deploy/secrets/cluster.key"
+	@echo "  bin/keelctl cluster status     # bin/ from make build; deploy/README.md runs it from its image too"
+	@echo "  eval \"\$$(KEEL_ADMIN_PASSWORD_FILE=deploy/secrets/admin-password bin/keelctl openrc)\""
+
+## deploy-down: stop and remove the compose cloud's containers and network (data volumes kept;
+## `$(DEPLOY_COMPOSE) down -v` removes them too)
+deploy-down:
+	KEEL_IMAGE_TAG=$(KEEL_IMAGE_TAG) $(DEPLOY_COMPOSE) down
+
+## deploy-test: builds the images, starts the compose cloud as a throwaway project, boots a server through
+## haproxy, kills the Raft leader, boots another, removes everything (deploy/test.sh; about a minute)
+deploy-test:
+	KEEL_IMAGE_TAG=$(KEEL_IMAGE_TAG) VERSION=$(VERSION) GO=$(GO) deploy/test.sh

@@ -16,7 +16,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -104,22 +103,7 @@ func parseFlags(args []string) (*options, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
 	}
-	o.controllers = splitList(o.controllers)
-	o.join = splitList(o.join)
 	return o, o.validate()
-}
-
-// splitList accepts "a,b" as well as repeated flags.
-func splitList(in []string) []string {
-	var out []string
-	for _, v := range in {
-		for p := range strings.SplitSeq(v, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				out = append(out, p)
-			}
-		}
-	}
-	return out
 }
 
 func (o *options) validate() error {

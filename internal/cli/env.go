@@ -18,35 +18,33 @@ func EnvName(flagName string) string {
 
 // ApplyEnv sets every flag of fs that was not given on the command line from
 // its KEEL_* variable, if set. Repeatable flags take a comma-separated list.
+// --version is an action, not a setting: KEEL_VERSION does not trigger it.
 func ApplyEnv(fs *flag.FlagSet) error {
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
 		v, ok := os.LookupEnv(EnvName(f.Name))
-		if given[f.Name] || !ok || err != nil {
+		if given[f.Name] || !ok || err != nil || f.Name == "version" {
 			return
 		}
-		parts := []string{v}
-		if _, repeatable := f.Value.(*StringList); repeatable {
-			parts = strings.Split(v, ",")
-		}
-		for _, p := range parts {
-			if e := fs.Set(f.Name, strings.TrimSpace(p)); e != nil {
-				err = fmt.Errorf("%s=%q: %w", EnvName(f.Name), v, e)
-			}
+		if e := fs.Set(f.Name, strings.TrimSpace(v)); e != nil {
+			err = fmt.Errorf("%s=%q: %w", EnvName(f.Name), v, e)
 		}
 	})
 	return err
 }
 
-// StringList is a repeatable string flag.
+// StringList is a repeatable string flag; each value may also be a
+// comma-separated list ("--join a,b" is "--join a --join b").
 type StringList []string
 
 func (s *StringList) String() string { return strings.Join(*s, ",") }
 func (s *StringList) Set(v string) error {
-	if v != "" {
-		*s = append(*s, v)
+	for p := range strings.SplitSeq(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*s = append(*s, p)
+		}
 	}
 	return nil
 }
