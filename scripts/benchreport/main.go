@@ -78,8 +78,8 @@ type results struct {
 	gobench   map[string][]goResult // file stem → results
 	scenarios []scenario
 	compare   map[string]map[string]*scenario // cloud ("keel", "nova") → scenario name → result
-	servers   []string // lines of bench-servers.sh
-	wrk       []string // lines of bench-api.sh
+	servers   []string                        // lines of bench-servers.sh
+	wrk       []string                        // lines of bench-api.sh
 	detection []float64
 }
 
