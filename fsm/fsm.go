@@ -277,7 +277,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	applied := f.applied.Load()
 	b := h.db.NewIndexedBatch()
 	defer b.Close()
-	changed, keys := map[string]struct{}{}, map[string]struct{}{}
+	changed, keys := map[string]uint64{}, map[string]struct{}{}
 	var last uint64
 	for i, l := range logs {
 		if l.Index <= applied {
@@ -295,8 +295,12 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	var idx [8]byte
 	binary.BigEndian.PutUint64(idx[:], last)
 	mustWrite(b.Set([]byte(metaApplied), idx[:], nil), last)
-	for t := range changed {
-		mustWrite(b.Set([]byte(metaTableIndex+t), idx[:], nil), last)
+	for t, i := range changed {
+		// The index of the entry that changed the table, not the batch's
+		// last: batches differ between controllers, the state must not.
+		var ti [8]byte
+		binary.BigEndian.PutUint64(ti[:], i)
+		mustWrite(b.Set([]byte(metaTableIndex+t), ti[:], nil), last)
 	}
 	// NoSync: the Raft log is the durable record. After a crash the FSM
 	// resumes from the applied index it finds, and the cluster package
@@ -305,8 +309,8 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 
 	f.applied.Store(last)
 	f.notifyMu.Lock()
-	for t := range changed {
-		f.tableIndex[t] = last
+	for t, i := range changed {
+		f.tableIndex[t] = i
 	}
 	close(f.changed)
 	f.changed = make(chan struct{})
@@ -349,7 +353,7 @@ func mustWrite(err error, index uint64) {
 
 // applyCommand decodes and applies one command. Its writes reach b only if
 // the applier succeeds, so a refused command changes nothing.
-func (f *FSM) applyCommand(db *pebble.DB, b *pebble.Batch, l *raft.Log, changed, keys map[string]struct{}) (resp *Response) {
+func (f *FSM) applyCommand(db *pebble.DB, b *pebble.Batch, l *raft.Log, changed map[string]uint64, keys map[string]struct{}) (resp *Response) {
 	resp = &Response{Index: l.Index}
 	typ, ver, payload, err := decodeEnvelope(l.Data)
 	if err != nil {
@@ -380,7 +384,7 @@ func (f *FSM) applyCommand(db *pebble.DB, b *pebble.Batch, l *raft.Log, changed,
 	}
 	mustWrite(b.Apply(tx.w, nil), l.Index)
 	for t := range tx.changed {
-		changed[t] = struct{}{}
+		changed[t] = l.Index
 	}
 	for k := range tx.keys {
 		keys[k] = struct{}{}
