@@ -241,3 +241,19 @@ func BenchmarkEvacuate100(b *testing.B) {
 		b.ReportMetric(0, "ns/op")
 	}
 }
+
+// Without a leader the API answers 503 with Retry-After (clients and load
+// balancers retry), never a bare error.
+func TestNoLeaderIs503WithRetryAfter(t *testing.T) {
+	cc := newComputeCloud(t, 3)
+	survivor := cc.leaderIndex(t)
+	for i := range cc.Nodes {
+		if i != survivor {
+			cc.Kill(i)
+		}
+	}
+	r := doV(t, "POST", cc.url(survivor)+"/compute/v2.1/os-keypairs", cc.admin, map[string]any{"keypair": map[string]any{"name": "k"}}, "2.1")
+	if r.Status != 503 || r.Header.Get("Retry-After") != "1" || !strings.Contains(string(r.Body), "serviceUnavailable") {
+		t.Fatalf("a write without a quorum: %d Retry-After %q %s", r.Status, r.Header.Get("Retry-After"), r.Body)
+	}
+}

@@ -245,6 +245,11 @@ func (s *Server) writeFault(c *Call, e *Error) {
 	if e.Status == http.StatusUnauthorized {
 		c.W.Header().Set("WWW-Authenticate", fmt.Sprintf("Keystone uri=%q", s.publicURL(c.R)+"/identity"))
 	}
+	if e.Status == http.StatusServiceUnavailable && c.W.Header().Get("Retry-After") == "" {
+		// No leader, a leader change, a timeout: worth retrying soon,
+		// and clients (and load balancers) are told when.
+		c.W.Header().Set("Retry-After", "1")
+	}
 	if e.Status >= 500 {
 		c.Log.Error("request failed", "status", e.Status, "error", e.Message, "path", c.R.URL.Path)
 	}
