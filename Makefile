@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X github.com/keel-cloud/keel/internal/version.Version=$(VERSIO
 DATA ?= keel-data
 
 .PHONY: all build run deps test test-short vet bench clean conformance conformance-smoke \
-	images deploy-up deploy-down deploy-test
+	images deploy-up deploy-down deploy-test chaos chaos-short
 
 all: build
 
@@ -92,3 +92,16 @@ deploy-down:
 ## haproxy, kills the Raft leader, boots another, removes everything (deploy/test.sh; about a minute)
 deploy-test:
 	KEEL_IMAGE_TAG=$(KEEL_IMAGE_TAG) VERSION=$(VERSION) GO=$(GO) deploy/test.sh
+
+## chaos: the failover suite (e2e/chaos): builds the images, starts the compose cloud as a throwaway project, and runs
+## 10 trials of each fault scenario under a concurrent workload through haproxy, then the broken-build test; every
+## trial checked (linearizability, lost/duplicate creates, quota, hosts, same state); rewrites e2e/chaos/RESULTS.md
+chaos:
+	KEEL_CHAOS=1 KEEL_CHAOS_TRIALS=$${KEEL_CHAOS_TRIALS:-10} KEEL_CHAOS_RESULTS=$(CURDIR)/e2e/chaos/RESULTS.md \
+	  KEEL_IMAGE_TAG=$(KEEL_IMAGE_TAG) VERSION=$(VERSION) GO=$(GO) \
+	  $(GO) test -count=1 -timeout 150m -v -run 'TestChaos' ./e2e/chaos
+
+## chaos-short: one trial of each scenario and the broken-build test (about 4 minutes, image build included); results printed, RESULTS.md kept
+chaos-short:
+	KEEL_CHAOS=1 KEEL_CHAOS_TRIALS=1 KEEL_IMAGE_TAG=$(KEEL_IMAGE_TAG) VERSION=$(VERSION) GO=$(GO) \
+	  $(GO) test -count=1 -timeout 30m -v -run 'TestChaos' ./e2e/chaos

@@ -3,6 +3,7 @@ module github.com/keel-cloud/keel
 go 1.26.8
 
 require (
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/cockroachdb/pebble/v2 v2.1.7
 	github.com/digitalocean/go-libvirt v0.0.0-20261013170128-efbbdf578ac8
 	github.com/gophercloud/gophercloud/v2 v2.15.0

@@ -3,7 +3,9 @@ package cluster
 import (
 	"context"
 	"math/rand/v2"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -45,9 +47,33 @@ func (n *Node) leaderReadIndex(ctx context.Context) (uint64, error) {
 	return idx, nil
 }
 
+// UnsafeStaleReadsEnv names the environment variable that, set to "1",
+// BREAKS LINEARIZABILITY ON PURPOSE: Consistent returns at once, so every
+// read is served from whatever this controller has applied, without the
+// read-index check, even on a follower that is behind or cut off. It exists
+// only so the chaos suite (e2e/chaos) can show that its linearizability
+// check catches such a build. Never set it on a real deployment.
+const UnsafeStaleReadsEnv = "KEEL_UNSAFE_STALE_READS"
+
+// unsafeStaleReads is read once at start; tests may flip it.
+var unsafeStaleReads = func() *atomic.Bool {
+	var b atomic.Bool
+	b.Store(os.Getenv(UnsafeStaleReadsEnv) == "1")
+	return &b
+}()
+
+var unsafeStaleReadsWarned sync.Once
+
 // Consistent makes the next local read linearizable: it obtains a read index
 // and waits until this node has applied it.
 func (n *Node) Consistent(ctx context.Context) error {
+	if unsafeStaleReads.Load() {
+		unsafeStaleReadsWarned.Do(func() {
+			n.log.Error("UNSAFE: " + UnsafeStaleReadsEnv + "=1: reads skip the read-index check and may return stale data; " +
+				"this build is for the chaos suite's negative test only, unset it")
+		})
+		return nil
+	}
 	idx, err := n.ReadIndex(ctx)
 	if err != nil {
 		return err

@@ -29,6 +29,8 @@ import (
 //	POST /internal/v1/remove-peer    {"name"}: forwarded to the leader
 //	GET  /internal/v1/snapshot       a consistent FSM snapshot stream
 //	POST /internal/v1/snapshot       restore the cluster from a snapshot stream
+//	GET  /internal/v1/state-hash     StateHash: this node's FSM hash and applied index
+//	                                 (no read-index: what this node holds now)
 const (
 	codeNotLeader   = "not_leader"
 	codeNoLeader    = "no_leader"
@@ -136,6 +138,14 @@ func (n *Node) internalHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /internal/v1/self", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, n.Self())
+	})
+	mux.HandleFunc("GET /internal/v1/state-hash", func(w http.ResponseWriter, r *http.Request) {
+		st, err := n.StateHash()
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, st)
 	})
 	mux.HandleFunc("GET /internal/v1/has-state", func(w http.ResponseWriter, r *http.Request) {
 		has, err := raft.HasExistingState(n.logStore, n.logStore, n.snaps)
