@@ -185,7 +185,13 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := route.Handle(c); err != nil {
 		if !rw.wroteHeader {
-			s.writeFault(c, faultFor(err, c.RequestID))
+			e := faultFor(err, c.RequestID)
+			if e.Status >= 500 {
+				// The client's message is generic; the cause is here, under
+				// the request id the message names.
+				c.Log.Error("request failed: the cause", "error", err)
+			}
+			s.writeFault(c, e)
 		} else {
 			c.Log.Error("handler failed after writing its response", "error", err)
 		}

@@ -312,6 +312,13 @@ func (c *peerClient) readIndex(ctx context.Context, apiAddr string) (uint64, err
 		Index uint64 `json:"index"`
 	}
 	err := c.get(ctx, apiAddr, "/internal/v1/read-index", &out)
+	var re *rpcError
+	if err != nil && ctx.Err() == nil && !errors.As(err, &re) && !errors.Is(err, ErrUnauthorized) {
+		// A read index changes nothing: a call cut off (the leader died
+		// mid-answer, a connection reset) is asked again of the leader
+		// there is then, until LeaderWait runs out (ErrNoLeader: a 503).
+		return 0, errRetryLeader{err}
+	}
 	return out.Index, err
 }
 
