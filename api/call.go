@@ -73,6 +73,15 @@ func decodeJSONBody(w http.ResponseWriter, r *http.Request, v any) error {
 // apply proposes cmd and decodes the command's result into out when out is
 // set. Node.Apply returns once this controller has applied the write, so
 // the caller's next read here sees it.
+// readState makes the next read linearizable (whatever any controller
+// acknowledged is visible) and returns the state to read.
+func (s *Server) readState(c *Call) (*fsm.State, error) {
+	if err := s.node.Consistent(c.Context()); err != nil {
+		return nil, err
+	}
+	return s.node.State(), nil
+}
+
 func (s *Server) apply(ctx context.Context, cmd fsm.Command, out any) error {
 	resp, err := s.node.Apply(ctx, cmd)
 	if err != nil {

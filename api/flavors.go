@@ -92,14 +92,6 @@ func (s *Server) createDefaultFlavors(ctx context.Context) {
 	}
 }
 
-// flavorRead makes the next read linearizable and returns the state.
-func (s *Server) flavorRead(c *Call) (*fsm.State, error) {
-	if err := s.node.Consistent(c.Context()); err != nil {
-		return nil, err
-	}
-	return s.node.State(), nil
-}
-
 // flavorVisible returns the flavor id if the caller may see it: admins see
 // every flavor, others the public ones and those their project was given.
 func (s *Server) flavorVisible(c *Call, st fsm.Reader, id string) (*fsm.Flavor, error) {
@@ -320,7 +312,7 @@ func (s *Server) listFlavors(c *Call, detail bool) error {
 		nameRE = re
 	}
 
-	st, err := s.flavorRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}
@@ -417,7 +409,7 @@ func flvClampInt64(n *big.Int) int64 {
 
 // showFlavor is GET /flavors/{flavor_id}.
 func (s *Server) showFlavor(c *Call) error {
-	st, err := s.flavorRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}

@@ -22,7 +22,7 @@ func flvAccessView(flavorID string, projects []string) map[string]any {
 // flavor has no access list: Nova answers 404.
 func (s *Server) listFlavorAccess(c *Call) error {
 	id := c.Param("flavor_id")
-	st, err := s.flavorRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}

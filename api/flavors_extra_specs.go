@@ -330,7 +330,7 @@ func flvCheckSpecValues(c *Call, raw map[string]any, specs map[string]string) *E
 
 // listFlavorExtraSpecs is GET /flavors/{flavor_id}/os-extra_specs.
 func (s *Server) listFlavorExtraSpecs(c *Call) error {
-	st, err := s.flavorRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}
@@ -344,7 +344,7 @@ func (s *Server) listFlavorExtraSpecs(c *Call) error {
 // showFlavorExtraSpec is GET /flavors/{flavor_id}/os-extra_specs/{key}.
 func (s *Server) showFlavorExtraSpec(c *Call) error {
 	id, key := c.Param("flavor_id"), c.Param("key")
-	st, err := s.flavorRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}

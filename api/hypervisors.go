@@ -226,7 +226,7 @@ func (s *Server) listHypervisors(c *Call, detail bool) error {
 			return err
 		}
 	}
-	st, err := s.opsRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}
@@ -336,7 +336,7 @@ func (s *Server) showHypervisor(c *Call) error {
 			return err
 		}
 	}
-	st, err := s.opsRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}
@@ -363,7 +363,7 @@ func (s *Server) hypervisorUptime(c *Call) error {
 	if c.Version.AtLeast(2, 88) {
 		return opsVersionNotFound()
 	}
-	st, err := s.opsRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}
@@ -417,7 +417,7 @@ func (s *Server) searchHypervisors(c *Call, withServers bool) error {
 		return opsVersionNotFound()
 	}
 	pattern := c.Param("hypervisor_hostname_pattern")
-	st, err := s.opsRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}
@@ -447,7 +447,7 @@ func (s *Server) hypervisorStatistics(c *Call) error {
 	if c.Version.AtLeast(2, 88) {
 		return opsVersionNotFound()
 	}
-	st, err := s.opsRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}

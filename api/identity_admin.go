@@ -63,15 +63,6 @@ func (s *Server) registerIdentityAdmin() {
 	r("GET", "/role_assignments", Admin, s.listRoleAssignments)
 }
 
-// identityRead makes the next read linearizable (a record written through
-// any controller is visible) and returns the state to read.
-func (s *Server) identityRead(c *Call) (*fsm.State, error) {
-	if err := s.node.Consistent(c.Context()); err != nil {
-		return nil, err
-	}
-	return s.node.State(), nil
-}
-
 // identityNotFound is Keystone's 404: "Could not find project: <id>."
 func identityNotFound(what, id string) *Error {
 	return notFound("Could not find %s: %s.", what, id)

@@ -28,7 +28,7 @@ func (s *Server) listDomains(c *Call) error {
 	if err != nil {
 		return err
 	}
-	st, err := s.identityRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}
@@ -49,7 +49,7 @@ func (s *Server) listDomains(c *Call) error {
 
 // getDomain is GET /v3/domains/{domain_id}.
 func (s *Server) getDomain(c *Call) error {
-	st, err := s.identityRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}

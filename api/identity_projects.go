@@ -47,7 +47,7 @@ func (s *Server) listProjects(c *Call) error {
 	if err != nil {
 		return err
 	}
-	st, err := s.identityRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}
@@ -129,7 +129,7 @@ func (s *Server) createProject(c *Call) error {
 	if !enabledSet {
 		enabled = true
 	}
-	st, err := s.identityRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}
@@ -173,7 +173,7 @@ func (s *Server) getProject(c *Call) error {
 	if !c.Auth.IsAdmin() && c.Auth.ProjectID != id {
 		return identityForbidden("get_project")
 	}
-	st, err := s.identityRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}
@@ -213,7 +213,7 @@ func (s *Server) updateProject(c *Call) error {
 	if err := f.done(); err != nil {
 		return err
 	}
-	st, err := s.identityRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}
@@ -238,7 +238,7 @@ func (s *Server) updateProject(c *Call) error {
 // assignments go with it, so tokens scoped to it stop working.
 func (s *Server) deleteProject(c *Call) error {
 	id := c.Param("project_id")
-	st, err := s.identityRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}

@@ -26,7 +26,7 @@ func (s *Server) roleView(c *Call, r *fsm.Role) map[string]any {
 // roles, and Keel has none.
 func (s *Server) listRoles(c *Call) error {
 	q := c.R.URL.Query()
-	st, err := s.identityRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}
@@ -74,7 +74,7 @@ func (s *Server) createRole(c *Call) error {
 // getRole is GET /v3/roles/{role_id}.
 func (s *Server) getRole(c *Call) error {
 	id := c.Param("role_id")
-	st, err := s.identityRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}
@@ -89,7 +89,7 @@ func (s *Server) getRole(c *Call) error {
 // built-in roles admin, member and reader cannot be deleted (409).
 func (s *Server) deleteRole(c *Call) error {
 	id := c.Param("role_id")
-	st, err := s.identityRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}
@@ -112,7 +112,7 @@ func (s *Server) assignmentFromPath(c *Call, system bool) (fsm.RoleAssignment, *
 	if !system {
 		a.ProjectID = c.Param("project_id")
 	}
-	st, err := s.identityRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return a, nil, err
 	}
@@ -269,7 +269,7 @@ func (s *Server) listRoleAssignments(c *Call) error {
 	if effective && q.Has("group.id") {
 		return badRequest("Combining effective and group filter will always result in an empty list.")
 	}
-	st, err := s.identityRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}

@@ -62,7 +62,7 @@ func (s *Server) listUsers(c *Call) error {
 	if err != nil {
 		return err
 	}
-	st, err := s.identityRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}
@@ -121,7 +121,7 @@ func (s *Server) createUser(c *Call) error {
 	if !enabledSet {
 		enabled = true
 	}
-	st, err := s.identityRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}
@@ -152,7 +152,7 @@ func (s *Server) createUser(c *Call) error {
 // getUser is GET /v3/users/{user_id}: the user itself or an admin.
 func (s *Server) getUser(c *Call) error {
 	id := c.Param("user_id")
-	st, err := s.identityRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}
@@ -206,7 +206,7 @@ func (s *Server) updateUser(c *Call) error {
 			return err
 		}
 	}
-	st, err := s.identityRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}
@@ -243,7 +243,7 @@ func (s *Server) updateUser(c *Call) error {
 // deleteUser is DELETE /v3/users/{user_id}; its role assignments go with it.
 func (s *Server) deleteUser(c *Call) error {
 	id := c.Param("user_id")
-	st, err := s.identityRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}
@@ -277,7 +277,7 @@ func (s *Server) changePassword(c *Call) error {
 	if err := checkNewPassword("password", password); err != nil {
 		return err
 	}
-	st, err := s.identityRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}
@@ -309,7 +309,7 @@ func (s *Server) listUserProjects(c *Call) error {
 	if err != nil {
 		return err
 	}
-	st, err := s.identityRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}

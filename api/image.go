@@ -132,21 +132,12 @@ func (is *imageService) versions(status int) HandlerFunc {
 	}
 }
 
-// read returns this controller's state once it has caught up with the
-// cluster (a linearizable read).
-func (is *imageService) read(c *Call) (*fsm.State, error) {
-	if err := is.s.node.Consistent(c.Context()); err != nil {
-		return nil, err
-	}
-	return is.s.node.State(), nil
-}
-
 // imageNotFound is Glance's 404.
 func imageNotFound(id string) *Error { return notFound("No image found with ID %s", id) }
 
 // visibleImage reads image id and answers 404 unless the caller may see it.
 func (is *imageService) visibleImage(c *Call, id string) (*fsm.State, *fsm.Image, fsm.Meta, error) {
-	st, err := is.read(c)
+	st, err := is.s.readState(c)
 	if err != nil {
 		return nil, nil, fsm.Meta{}, err
 	}

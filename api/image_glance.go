@@ -407,7 +407,7 @@ func (is *imageService) listImages(c *Call) error {
 			return true
 		}
 	}
-	st, err := is.read(c)
+	st, err := is.s.readState(c)
 	if err != nil {
 		return err
 	}
@@ -572,7 +572,7 @@ func (is *imageService) removeImage(c *Call, id string) (*fsm.Image, error) {
 	var gone fsm.Image
 	err := is.s.apply(c.Context(), &fsm.DeleteImage{ID: id}, &gone)
 	if errors.Is(err, fsm.ErrConflict) {
-		if st, rerr := is.read(c); rerr == nil {
+		if st, rerr := is.s.readState(c); rerr == nil {
 			if img, _, gerr := fsm.GetImage(st, id); gerr == nil && img.Protected {
 				return nil, forbidden("Image %s is protected and cannot be deleted.", id)
 			}
@@ -608,7 +608,7 @@ var errRetry = errors.New("image changed; retry")
 // (a concurrent change makes it read and mutate again).
 func (is *imageService) updateImage(c *Call, id string, msgs imageMessages, mutate func(img, old *fsm.Image) error) (*fsm.Image, error) {
 	for attempt := 0; ; attempt++ {
-		st, err := is.read(c)
+		st, err := is.s.readState(c)
 		if err != nil {
 			return nil, err
 		}
@@ -637,7 +637,7 @@ func (is *imageService) updateImage(c *Call, id string, msgs imageMessages, muta
 		var out fsm.Image
 		err = is.s.apply(c.Context(), &fsm.UpdateImage{Image: img, IfModifyIndex: meta.ModifyIndex, Now: time.Now().UnixMicro()}, &out)
 		if errors.Is(err, fsm.ErrConflict) && attempt < 5 {
-			if st, rerr := is.read(c); rerr == nil {
+			if st, rerr := is.s.readState(c); rerr == nil {
 				if _, m2, gerr := fsm.GetImage(st, id); gerr == nil && m2.ModifyIndex != meta.ModifyIndex {
 					continue // changed under us: compute the update again
 				}

@@ -193,7 +193,7 @@ func (is *imageService) novaList(detail bool) HandlerFunc {
 				return true
 			}
 		}
-		st, err := is.read(c)
+		st, err := is.s.readState(c)
 		if err != nil {
 			return err
 		}

@@ -55,14 +55,6 @@ func keypairQueryUser(c *Call) string {
 	return c.Auth.UserID
 }
 
-// keypairRead returns the state after a linearizable barrier.
-func (s *Server) keypairRead(c *Call) (*fsm.State, error) {
-	if err := s.node.Consistent(c.Context()); err != nil {
-		return nil, err
-	}
-	return s.node.State(), nil
-}
-
 // keypairTime renders unix microseconds as Nova renders its datetimes.
 func keypairTime(micros int64) string {
 	return time.UnixMicro(micros).UTC().Format("2006-01-02T15:04:05.000000")
@@ -167,7 +159,7 @@ func (s *Server) listKeypairs(c *Call) error {
 	if hasMarker && marker == "" {
 		return badRequest("Marker  could not be found.")
 	}
-	st, err := s.keypairRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}
@@ -202,7 +194,7 @@ func (s *Server) showKeypair(c *Call) error {
 	if err := keypairPolicy(c, "show", userID); err != nil {
 		return err
 	}
-	st, err := s.keypairRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}
@@ -226,7 +218,7 @@ func (s *Server) deleteKeypair(c *Call) error {
 	name := c.Param("keypair_name")
 	// A missing key pair is answered from the state, without a Raft entry;
 	// the command checks again.
-	st, err := s.keypairRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}

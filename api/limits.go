@@ -70,7 +70,7 @@ func (s *Server) showLimits(c *Call) error {
 		}
 		project = q.Get("tenant_id")
 	}
-	st, err := s.identityRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}

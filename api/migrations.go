@@ -151,7 +151,7 @@ func (s *Server) listMigrations(c *Call) error {
 		add(func(m *fsm.Migration) bool { return m.UpdatedAt <= before })
 	}
 
-	st, err := s.opsRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}

@@ -40,7 +40,7 @@ func osHostsGone(c *Call) error {
 // osHostCompute returns the compute host of the path, with Nova's 404 for
 // a host that is not a compute host.
 func (s *Server) osHostCompute(c *Call) (*fsm.State, *fsm.Host, error) {
-	st, err := s.opsRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -57,7 +57,7 @@ func (s *Server) listOSHosts(c *Call) error {
 	if err := osHostsGone(c); err != nil {
 		return err
 	}
-	st, err := s.opsRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}

@@ -177,7 +177,7 @@ func (s *Server) quotaSetRead(c *Call, action string) (id string, limits, used m
 	if err := quotaCanRead(c, id, action); err != nil {
 		return "", nil, nil, err
 	}
-	st, err := s.identityRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return "", nil, nil, err
 	}
@@ -227,7 +227,7 @@ func (s *Server) showQuotaSetDetail(c *Call) error {
 // of the default quota class, for any existing project.
 func (s *Server) showQuotaDefaults(c *Call) error {
 	id := c.Param("tenant_id")
-	st, err := s.identityRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}
@@ -291,7 +291,7 @@ func (s *Server) deleteQuotaSet(c *Call) error {
 // applies to projects).
 func (s *Server) showQuotaClassSet(c *Call) error {
 	class := c.Param("class_name")
-	st, err := s.identityRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}

@@ -45,14 +45,6 @@ func (s *Server) registerServices() {
 // --- helpers shared by the administrator APIs (services, hypervisors,
 // hosts, usage, migrations) ---------------------------------------------------
 
-// opsRead makes the next read linearizable and returns the state.
-func (s *Server) opsRead(c *Call) (*fsm.State, error) {
-	if err := s.node.Consistent(c.Context()); err != nil {
-		return nil, err
-	}
-	return s.node.State(), nil
-}
-
 // opsVersionNotFound is Nova's answer to a route the requested microversion
 // does not have.
 func opsVersionNotFound() *Error { return notFound("The resource could not be found.") }
@@ -231,7 +223,7 @@ func (s *Server) listServices(c *Call) error {
 			return err
 		}
 	}
-	st, err := s.opsRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}
@@ -388,7 +380,7 @@ func (s *Server) updateServiceV253(c *Call, body map[string]any) error {
 	if !ok {
 		return badRequest("Invalid uuid %s", raw)
 	}
-	st, err := s.opsRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}
@@ -458,7 +450,7 @@ func (s *Server) deleteService(c *Call) error {
 		}
 		id = strconv.FormatInt(n, 10)
 	}
-	st, err := s.opsRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}

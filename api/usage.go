@@ -207,7 +207,7 @@ func (s *Server) listUsage(c *Call) error {
 	if vs := c.R.URL.Query()["detailed"]; len(vs) > 0 {
 		detailed = vs[0] == "1"
 	}
-	st, err := s.opsRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}
@@ -240,7 +240,7 @@ func (s *Server) showUsage(c *Call) error {
 	if err != nil {
 		return err
 	}
-	st, err := s.opsRead(c)
+	st, err := s.readState(c)
 	if err != nil {
 		return err
 	}
