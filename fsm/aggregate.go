@@ -449,7 +449,7 @@ func applyCreateAggregate(tx *Txn, c *CreateAggregate) (any, error) {
 	if err := aggregateNameFree(tx, c.Name); err != nil {
 		return nil, err
 	}
-	id, err := nextSeq(tx, aggregateSequence)
+	id, err := nextSeq(tx, aggregateSequence, 1)
 	if err != nil {
 		return nil, err
 	}

@@ -123,10 +123,10 @@ func applyKVDelete(tx *Txn, c *KVDelete) (any, error) {
 	return nil, tx.Delete(TableKV, c.Key)
 }
 
-// nextSeq takes the next value of a named sequence inside another command.
-// A command reads the stored state, not its own writes: call it at most once
-// per sequence in one command.
-func nextSeq(tx *Txn, name string) (int64, error) {
+// nextSeq takes the next n values of a named sequence inside a command and
+// returns the first. A command reads the stored state, not its own writes:
+// call it at most once per sequence in one command.
+func nextSeq(tx *Txn, name string, n int) (int64, error) {
 	seq := &Sequence{}
 	if cur, ok, err := tx.Get(TableSequence, name); err != nil {
 		return 0, err
@@ -135,25 +135,15 @@ func nextSeq(tx *Txn, name string) (int64, error) {
 			return 0, err
 		}
 	}
-	seq.Value++
-	return int64(seq.Value), tx.Put(TableSequence, name, seq)
+	first := seq.Value + 1
+	seq.Value += uint64(n)
+	return int64(first), tx.Put(TableSequence, name, seq)
 }
 
 func applySequenceNext(tx *Txn, c *SequenceNext) (any, error) {
 	if err := validKVKey(c.Name); err != nil {
 		return nil, err
 	}
-	seq := &Sequence{}
-	if cur, ok, err := tx.Get(TableSequence, c.Name); err != nil {
-		return nil, err
-	} else if ok {
-		if err := cur.Decode(seq); err != nil {
-			return nil, err
-		}
-	}
-	seq.Value++
-	if err := tx.Put(TableSequence, c.Name, seq); err != nil {
-		return nil, err
-	}
-	return seq.Value, nil
+	v, err := nextSeq(tx, c.Name, 1)
+	return uint64(v), err
 }

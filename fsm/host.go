@@ -166,7 +166,7 @@ func applyRegisterHost(tx *Txn, c *RegisterHost) (any, error) {
 		if c.ServiceID == "" || c.HypervisorID == "" {
 			return nil, Errorf(KindInvalid, "registering host %s needs service and hypervisor ids", r.Host)
 		}
-		seq, err := nextSeq(tx, serviceSequence)
+		seq, err := nextSeq(tx, serviceSequence, 1)
 		if err != nil {
 			return nil, err
 		}

@@ -175,7 +175,7 @@ func applyEvacuateServer(tx *Txn, c *EvacuateServer) (any, error) {
 			return nil, err
 		}
 	}
-	seq, err := nextSeq(tx, migrationSequence)
+	seq, err := nextSeq(tx, migrationSequence, 1)
 	if err != nil {
 		return nil, err
 	}

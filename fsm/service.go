@@ -165,7 +165,15 @@ func applySetLiveness(tx *Txn, c *SetLiveness) (any, error) {
 		}
 		res.Changed = append(res.Changed, h.Host)
 	}
-	var seq *Sequence // taken once, for every service this command creates
+	// Read first, so that the services to create take their integer ids
+	// from one draw of the sequence (a command does not read its writes).
+	type slot struct {
+		key, binary, id, host string
+		up                    bool
+		s                     *Service
+	}
+	var slots []slot
+	missing := 0
 	for _, l := range c.Controllers {
 		if l.Name == "" || !validKeyPart(l.Name) {
 			return nil, Errorf(KindInvalid, "invalid controller name %q", l.Name)
@@ -177,36 +185,34 @@ func applySetLiveness(tx *Txn, c *SetLiveness) (any, error) {
 				if b.id == "" {
 					return nil, Errorf(KindInvalid, "controller %s has no %s service yet and no id was given for it", l.Name, b.binary)
 				}
-				if seq == nil {
-					seq = &Sequence{}
-					if cur, ok, err := tx.Get(TableSequence, serviceSequence); err != nil {
-						return nil, err
-					} else if ok {
-						if err := cur.Decode(seq); err != nil {
-							return nil, err
-						}
-					}
-				}
-				seq.Value++
-				s = &Service{ID: b.id, Seq: int64(seq.Value), Binary: b.binary, Host: l.Name, Zone: ControllerZone,
-					Up: !l.Up, CreatedAt: c.Now} // !l.Up: recorded as a change below
+				s, missing = nil, missing+1
 			} else if err != nil {
 				return nil, err
 			}
-			if s.Up == l.Up {
-				continue
-			}
-			s.Up, s.StateChangedAt, s.UpdatedAt = l.Up, c.Now, c.Now
-			if err := tx.Put(TableService, key, s); err != nil {
-				return nil, err
-			}
-			res.Changed = append(res.Changed, key)
+			slots = append(slots, slot{key: key, binary: b.binary, id: b.id, host: l.Name, up: l.Up, s: s})
 		}
 	}
-	if seq != nil {
-		if err := tx.Put(TableSequence, serviceSequence, seq); err != nil {
+	var next int64
+	if missing > 0 {
+		var err error
+		if next, err = nextSeq(tx, serviceSequence, missing); err != nil {
 			return nil, err
 		}
+	}
+	for _, sl := range slots {
+		s := sl.s
+		switch {
+		case s == nil:
+			s = &Service{ID: sl.id, Seq: next, Binary: sl.binary, Host: sl.host, Zone: ControllerZone, CreatedAt: c.Now}
+			next++
+		case s.Up == sl.up:
+			continue
+		}
+		s.Up, s.StateChangedAt, s.UpdatedAt = sl.up, c.Now, c.Now
+		if err := tx.Put(TableService, sl.key, s); err != nil {
+			return nil, err
+		}
+		res.Changed = append(res.Changed, sl.key)
 	}
 	return res, nil
 }
