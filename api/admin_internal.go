@@ -1,7 +1,9 @@
 package api
 
 import (
+	"cmp"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/keel-cloud/keel/fsm"
@@ -92,7 +94,7 @@ func stateWord(alive bool) string {
 
 func (s *Server) adminServices(w http.ResponseWriter, r *http.Request) error {
 	st := s.node.State()
-	svcs, err := fsm.ListServices(st)
+	ctrls, err := fsm.ControllerServices(st)
 	if err != nil {
 		return err
 	}
@@ -100,18 +102,15 @@ func (s *Server) adminServices(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	gossips := map[string]bool{}
+	rows := make([]ServiceRow, 0, len(ctrls)+len(hosts))
+	for _, sv := range ctrls {
+		rows = append(rows, ServiceRow{Service: sv, State: stateWord(sv.Alive()), Gossip: s.gossipOf(sv.Host, true)})
+	}
 	for _, h := range hosts {
-		gossips[h.Host] = h.Gossip
+		sv := fsm.ServiceOf(h)
+		rows = append(rows, ServiceRow{Service: sv, State: stateWord(sv.Alive()), Gossip: s.gossipOf(h.Host, h.Gossip)})
 	}
-	rows := make([]ServiceRow, 0, len(svcs))
-	for _, sv := range svcs {
-		g := true
-		if sv.Binary == fsm.BinaryCompute {
-			g = gossips[sv.Host]
-		}
-		rows = append(rows, ServiceRow{Service: sv, State: stateWord(sv.Alive()), Gossip: s.gossipOf(sv.Host, g)})
-	}
+	slices.SortStableFunc(rows, func(a, b ServiceRow) int { return cmp.Compare(a.Seq, b.Seq) })
 	writeJSON(w, http.StatusOK, map[string]any{"services": rows})
 	return nil
 }

@@ -70,9 +70,9 @@ func ServiceOf(h *Host) Service {
 	}
 }
 
-// ListServices returns every service: controllers' first, then compute
-// services, each ordered by integer id (Nova's order).
-func ListServices(r Reader) ([]Service, error) {
+// ControllerServices returns the controllers' nova-scheduler and
+// nova-conductor services.
+func ControllerServices(r Reader) ([]Service, error) {
 	var out []Service
 	var derr error
 	err := r.Scan(TableService, "", func(rec Record) bool {
@@ -86,6 +86,12 @@ func ListServices(r Reader) ([]Service, error) {
 	if err == nil {
 		err = derr
 	}
+	return out, err
+}
+
+// ListServices returns every service ordered by integer id (Nova's order).
+func ListServices(r Reader) ([]Service, error) {
+	out, err := ControllerServices(r)
 	if err != nil {
 		return nil, err
 	}

@@ -149,15 +149,13 @@ func (l *Loop) changes(leaderSince time.Time) (*fsm.SetLiveness, error) {
 			cmd.Hosts = append(cmd.Hosts, fsm.HostLiveness{Host: h.Host, Up: want})
 		}
 	}
-	services, err := fsm.ListServices(st)
+	services, err := fsm.ControllerServices(st)
 	if err != nil {
 		return nil, err
 	}
 	recorded := map[string]fsm.Service{}
 	for _, s := range services {
-		if s.Binary == fsm.BinaryScheduler || s.Binary == fsm.BinaryConductor {
-			recorded[s.Host+"/"+s.Binary] = s
-		}
+		recorded[s.Host+"/"+s.Binary] = s
 	}
 	names := map[string]bool{}
 	for _, p := range l.node.Peers() {
