@@ -37,9 +37,10 @@ func (a *app) printJSON(v any) error {
 	return enc.Encode(v)
 }
 
-func (a *app) services(args []string) error {
-	fs := a.flags("services", "", "List the services (nova-compute of each host, nova-scheduler and nova-conductor of each controller):\n"+
-		"the state the cluster committed (up/down) beside this controller's gossip view of the host.")
+// listing runs a listing command: GET path into out, then either JSON
+// (--json) or the table that table writes.
+func (a *app) listing(name, summary, path string, args []string, out any, table func(tw io.Writer)) error {
+	fs := a.flags(name, "", summary)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if _, err := parseArgs(fs, args, 0); err != nil {
 		return err
@@ -48,55 +49,49 @@ func (a *app) services(args []string) error {
 	if err != nil {
 		return err
 	}
-	var out struct {
-		Services []api.ServiceRow `json:"services"`
-	}
-	if err := a.getJSON(c, "/internal/v1/admin/services", &out); err != nil {
-		return fmt.Errorf("services: %w", err)
+	if err := a.getJSON(c, path, out); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	if *asJSON {
 		return a.printJSON(out)
 	}
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tBINARY\tHOST\tZONE\tSTATUS\tSTATE\tGOSSIP\tFORCED DOWN\tDISABLED REASON")
-	for _, s := range out.Services {
-		status := "enabled"
-		if s.Disabled {
-			status = "disabled"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%v\t%s\n", s.ID, s.Binary, s.Host, s.Zone, status, s.State, s.Gossip, s.ForcedDown, dash(s.DisabledReason))
-	}
+	table(tw)
 	return tw.Flush()
 }
 
+func (a *app) services(args []string) error {
+	var out struct {
+		Services []api.ServiceRow `json:"services"`
+	}
+	return a.listing("services", "List the services (nova-compute of each host, nova-scheduler and nova-conductor of each controller):\n"+
+		"the state the cluster committed (up/down) beside this controller's gossip view of the host.",
+		"/internal/v1/admin/services", args, &out, func(tw io.Writer) {
+			fmt.Fprintln(tw, "ID\tBINARY\tHOST\tZONE\tSTATUS\tSTATE\tGOSSIP\tFORCED DOWN\tDISABLED REASON")
+			for _, s := range out.Services {
+				status := "enabled"
+				if s.Disabled {
+					status = "disabled"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%v\t%s\n", s.ID, s.Binary, s.Host, s.Zone, status, s.State, s.Gossip, s.ForcedDown, dash(s.DisabledReason))
+			}
+		})
+}
+
 func (a *app) hosts(args []string) error {
-	fs := a.flags("hosts", "", "List the compute hosts: the state the cluster committed beside this controller's gossip view\n"+
-		"(a host 'down' while gossip says 'alive', or the reverse, is a disagreement worth a look), usage, and\n"+
-		"whether the host may be evacuated now.")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parseArgs(fs, args, 0); err != nil {
-		return err
-	}
-	c, err := a.newClient()
-	if err != nil {
-		return err
-	}
 	var out struct {
 		Hosts []api.HostRow `json:"hosts"`
 	}
-	if err := a.getJSON(c, "/internal/v1/admin/hosts", &out); err != nil {
-		return fmt.Errorf("hosts: %w", err)
-	}
-	if *asJSON {
-		return a.printJSON(out)
-	}
-	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOST\tZONE\tSTATE\tGOSSIP\tSTATUS\tSERVERS\tVCPUS\tRAM MB\tFENCE AFTER\tEVACUABLE")
-	for _, h := range out.Hosts {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d/%d\t%d/%d\t%s\t%s\n", h.Host, h.Zone, hostState(h), h.Gossip, hostStatus(h),
-			h.Servers, h.VCPUsUsed, h.VCPUs, h.MemoryMBUsed, h.MemoryMB, fenceWindow(h.FenceAfterMS), evacuable(h))
-	}
-	return tw.Flush()
+	return a.listing("hosts", "List the compute hosts: the state the cluster committed beside this controller's gossip view\n"+
+		"(a host 'down' while gossip says 'alive', or the reverse, is a disagreement worth a look), usage, and\n"+
+		"whether the host may be evacuated now.",
+		"/internal/v1/admin/hosts", args, &out, func(tw io.Writer) {
+			fmt.Fprintln(tw, "HOST\tZONE\tSTATE\tGOSSIP\tSTATUS\tSERVERS\tVCPUS\tRAM MB\tFENCE AFTER\tEVACUABLE")
+			for _, h := range out.Hosts {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d/%d\t%d/%d\t%s\t%s\n", h.Host, h.Zone, hostState(h), h.Gossip, hostStatus(h),
+					h.Servers, h.VCPUsUsed, h.VCPUs, h.MemoryMBUsed, h.MemoryMB, fenceWindow(h.FenceAfterMS), evacuable(h))
+			}
+		})
 }
 
 func hostState(h api.HostRow) string {

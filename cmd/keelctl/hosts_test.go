@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/keel-cloud/keel/api"
+	"github.com/keel-cloud/keel/fsm"
 )
 
 // evacController fakes the admin API of a controller for `host evacuate`.
@@ -112,5 +113,36 @@ func TestHostEvacuate(t *testing.T) {
 	}
 	if f.evacuate.Load() != 4 {
 		t.Errorf("%d evacuate calls, want 4", f.evacuate.Load())
+	}
+}
+
+func TestServicesAndHostsListings(t *testing.T) {
+	clearEnv(t)
+	keyStr, key := testKey(t)
+	fc := newFakeController(t, key, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/internal/v1/admin/services":
+			writeJSON(w, 200, map[string]any{"services": []api.ServiceRow{
+				{Service: fsm.Service{ID: "u1", Binary: "nova-compute", Host: "h1", Zone: "nova", Disabled: true, DisabledReason: "disks"}, State: "down", Gossip: "failed"},
+			}})
+		case "/internal/v1/admin/hosts":
+			writeJSON(w, 200, map[string]any{"hosts": []api.HostRow{
+				{Host: "h1", Zone: "nova", State: "down", ForcedDown: true, Gossip: "failed", Servers: 3, VCPUs: 8, VCPUsUsed: 3, FenceAfterMS: 30000},
+			}})
+		default:
+			http.NotFound(w, r)
+		}
+	})
+	r := keelctl(t, "--url", fc.URL, "--cluster-key", keyStr, "services")
+	if r.code != 0 || !strings.Contains(r.stdout, "u1  nova-compute  h1    nova  disabled  down   failed") || !strings.Contains(r.stdout, "disks") {
+		t.Fatalf("services: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = keelctl(t, "--url", fc.URL, "--cluster-key", keyStr, "hosts")
+	if r.code != 0 || !strings.Contains(r.stdout, "down (forced)") || !strings.Contains(r.stdout, "3/8") || !strings.Contains(r.stdout, "30s") || !strings.Contains(r.stdout, "yes") {
+		t.Fatalf("hosts: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = keelctl(t, "--url", fc.URL, "--cluster-key", keyStr, "hosts", "--json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"forced_down": true`) {
+		t.Fatalf("hosts --json: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
