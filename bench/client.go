@@ -202,18 +202,21 @@ func (c *Client) Action(ctx context.Context, id string, action map[string]any) e
 	return c.do(ctx, http.MethodPost, c.ComputeURL+"/servers/"+url.PathEscape(id)+"/action", true, action, nil)
 }
 
+// link is one entry of a Nova listing's "*_links".
+type link struct {
+	Rel  string `json:"rel"`
+	Href string `json:"href"`
+}
+
 type serverPage struct {
 	Servers []Server `json:"servers"`
-	Links   []struct {
-		Rel  string `json:"rel"`
-		Href string `json:"href"`
-	} `json:"servers_links"`
+	Links   []link   `json:"servers_links"`
 }
 
 // ListServers is one page of GET /servers[/detail]?query.
 func (c *Client) ListServers(ctx context.Context, detail bool, q url.Values) ([]Server, error) {
-	p, err := c.listPage(ctx, c.serversURL(detail, q))
-	if err != nil {
+	var p serverPage
+	if err := c.do(ctx, http.MethodGet, c.serversURL(detail, q), true, nil, &p); err != nil {
 		return nil, err
 	}
 	return p.Servers, nil
@@ -230,35 +233,36 @@ func (c *Client) serversURL(detail bool, q url.Values) string {
 	return u
 }
 
-func (c *Client) listPage(ctx context.Context, u string) (*serverPage, error) {
-	var p serverPage
-	if err := c.do(ctx, http.MethodGet, u, true, nil, &p); err != nil {
-		return nil, err
-	}
-	return &p, nil
-}
-
-// AllServers follows the servers_links of GET /servers[/detail]?query to
-// the last page.
-func (c *Client) AllServers(ctx context.Context, detail bool, q url.Values) ([]Server, error) {
-	var all []Server
-	u := c.serversURL(detail, q)
+// allPages follows a listing's "next" links from u to the last page (a
+// page without items, or a link already seen, ends it); page fetches one.
+func allPages[T any](ctx context.Context, u string, page func(ctx context.Context, u string) ([]T, []link, error)) ([]T, error) {
+	var all []T
 	seen := map[string]bool{}
 	for u != "" && !seen[u] {
 		seen[u] = true
-		p, err := c.listPage(ctx, u)
+		items, links, err := page(ctx, u)
 		if err != nil {
 			return nil, err
 		}
-		all = append(all, p.Servers...)
+		all = append(all, items...)
 		u = ""
-		for _, l := range p.Links {
-			if l.Rel == "next" && len(p.Servers) > 0 {
+		for _, l := range links {
+			if l.Rel == "next" && len(items) > 0 {
 				u = l.Href
 			}
 		}
 	}
 	return all, nil
+}
+
+// AllServers follows the servers_links of GET /servers[/detail]?query to
+// the last page.
+func (c *Client) AllServers(ctx context.Context, detail bool, q url.Values) ([]Server, error) {
+	return allPages(ctx, c.serversURL(detail, q), func(ctx context.Context, u string) ([]Server, []link, error) {
+		var p serverPage
+		err := c.do(ctx, http.MethodGet, u, true, nil, &p)
+		return p.Servers, p.Links, err
+	})
 }
 
 // Flavor is what keel-bench reads of a flavor.
@@ -272,30 +276,14 @@ type Flavor struct {
 
 // Flavors is GET /flavors/detail, every page.
 func (c *Client) Flavors(ctx context.Context) ([]Flavor, error) {
-	var all []Flavor
-	u := c.ComputeURL + "/flavors/detail"
-	seen := map[string]bool{}
-	for u != "" && !seen[u] {
-		seen[u] = true
+	return allPages(ctx, c.ComputeURL+"/flavors/detail", func(ctx context.Context, u string) ([]Flavor, []link, error) {
 		var p struct {
 			Flavors []Flavor `json:"flavors"`
-			Links   []struct {
-				Rel  string `json:"rel"`
-				Href string `json:"href"`
-			} `json:"flavors_links"`
+			Links   []link   `json:"flavors_links"`
 		}
-		if err := c.do(ctx, http.MethodGet, u, true, nil, &p); err != nil {
-			return nil, err
-		}
-		all = append(all, p.Flavors...)
-		u = ""
-		for _, l := range p.Links {
-			if l.Rel == "next" && len(p.Flavors) > 0 {
-				u = l.Href
-			}
-		}
-	}
-	return all, nil
+		err := c.do(ctx, http.MethodGet, u, true, nil, &p)
+		return p.Flavors, p.Links, err
+	})
 }
 
 // Image is what keel-bench reads of an image.
