@@ -189,8 +189,11 @@ func NewSession(ctx context.Context, env Env, hc *http.Client) (*Session, error)
 // AuthURL is the Keystone v3 URL tokens come from.
 func (s *Session) AuthURL() string { return s.authURL }
 
-// Issued is how many tokens the session obtained.
+// Issued is how many tokens the session obtained. It waits for a renewal in
+// flight, so the count matches what the cloud has issued.
 func (s *Session) Issued() int {
+	s.renewing <- struct{}{}
+	defer func() { <-s.renewing }()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.issued
