@@ -101,7 +101,7 @@ chaos:
 	  KEEL_IMAGE_TAG=$(KEEL_IMAGE_TAG) VERSION=$(VERSION) GO=$(GO) \
 	  $(GO) test -count=1 -timeout 150m -v -run 'TestChaos' ./e2e/chaos
 
-## chaos-short: one trial of each scenario and the broken-build test (about 4 minutes, image build included); results printed, RESULTS.md kept
+## chaos-short: one trial of each scenario and the broken-build test (about 6 minutes, image build included); results printed, RESULTS.md kept
 chaos-short:
 	KEEL_CHAOS=1 KEEL_CHAOS_TRIALS=1 KEEL_IMAGE_TAG=$(KEEL_IMAGE_TAG) VERSION=$(VERSION) GO=$(GO) \
 	  $(GO) test -count=1 -timeout 30m -v -run 'TestChaos' ./e2e/chaos

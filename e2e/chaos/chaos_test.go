@@ -12,6 +12,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,9 +82,21 @@ type scenarioRun struct {
 	t      *testing.T
 	d      *deployment
 	rec    *recorder
+	w      *workload
 	hold   time.Duration
+	tag    string  // the trial's server names start with tag + "-"
 	events []int64 // when each fault was injected (recorder clock)
 	notes  []string
+	// metrics are a scenario's own measurements (host-evacuated: detection
+	// and evacuation times), reported beside the recovery times.
+	metrics map[string][]time.Duration
+}
+
+func (s *scenarioRun) metric(name string, d time.Duration) {
+	if s.metrics == nil {
+		s.metrics = map[string][]time.Duration{}
+	}
+	s.metrics[name] = append(s.metrics[name], d)
 }
 
 func (s *scenarioRun) mark() { s.events = append(s.events, s.rec.now()) }
@@ -169,6 +182,20 @@ var scenarios = []scenario{
 		}
 		return s.isolate(f)
 	}},
+	{"leader-partitioned", "the leader cut off from the other controllers by iptables in its network namespace for the hold time; haproxy and the hosts still reach it", func(s *scenarioRun) error {
+		l, err := s.leader()
+		if err != nil {
+			return err
+		}
+		return s.partition(l)
+	}},
+	{"follower-partitioned", "a follower cut off from the other controllers by iptables in its network namespace for the hold time; haproxy and the hosts still reach it", func(s *scenarioRun) error {
+		f, err := s.follower()
+		if err != nil {
+			return err
+		}
+		return s.partition(f)
+	}},
 	{"rolling-restart", "every controller restarted in turn (docker stop: SIGTERM, then start), each once the cluster is healthy again", func(s *scenarioRun) error {
 		for _, c := range controllers {
 			s.logf("stopping %s (SIGTERM)", c)
@@ -187,6 +214,9 @@ var scenarios = []scenario{
 		}
 		return nil
 	}},
+	{"host-evacuated", "SIGKILL of the agent of the compute host with the most servers; once reported down it is forced down and its servers evacuated; its agent is started again (it must remove its copies and complete the evacuations) and forced_down cleared", func(s *scenarioRun) error {
+		return s.evacuateHost()
+	}},
 }
 
 // result is one trial's findings.
@@ -201,6 +231,7 @@ type result struct {
 	Errors    []string // a few operations answered 5xx (not 503) or not at all
 	Failures  []string
 	Notes     []string
+	Metrics   map[string][]time.Duration
 }
 
 func (r *result) failf(format string, args ...any) {
@@ -271,7 +302,7 @@ func runScenario(t *testing.T, d *deployment, sc scenario, trial int, hold time.
 	rec := newRecorder()
 	tag := fmt.Sprintf("%s-%d", sc.name, trial)
 	w := newWorkload(d.api, rec, tag, quota)
-	s := &scenarioRun{t: t, d: d, rec: rec, hold: hold}
+	s := &scenarioRun{t: t, d: d, rec: rec, w: w, hold: hold, tag: tag}
 
 	probe := w.create(context.Background(), 7, "main")
 	if probe.Outcome != outOK {
@@ -289,7 +320,7 @@ func runScenario(t *testing.T, d *deployment, sc scenario, trial int, hold time.
 	stop()
 	workers.Wait()
 	probes.Wait()
-	r.Notes = s.notes
+	r.Notes, r.Metrics = s.notes, s.metrics
 	if faultErr != nil {
 		r.failf("injecting the fault failed: %v", faultErr)
 	}
@@ -539,8 +570,9 @@ func writeResults(path string, scs []scenario, results []*result, trials int, ho
 	fmt.Fprintf(&b, "Written by `make chaos` / `make chaos-short` (e2e/chaos; see README.md) on %s: %d trial(s) of each scenario, "+
 		"faults held %s, on one compose deployment (3 controllers behind haproxy, 2 fake compute hosts), %d CPUs, Keel %s. The whole run took %s.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), trials, hold, numCPU(), strings.TrimSpace(string(version)), took.Round(time.Second))
-	fmt.Fprintf(&b, "Recovery: from the moment the fault is in effect (docker kill, kill -s STOP, network disconnect, stop "+
-		"returned) to the first write (of any client) sent after it and accepted; for rolling-restart, one per controller stopped.\n\n")
+	fmt.Fprintf(&b, "Recovery: from the moment the fault is in effect (docker kill, kill -s STOP, network disconnect, the iptables rules "+
+		"inserted, stop returned) to the first write (of any client) sent after it and accepted; for rolling-restart, one per controller stopped; "+
+		"for host-evacuated (an agent killed: the controllers are not touched) it only shows writes went on.\n\n")
 	fmt.Fprintf(&b, "| scenario | trials passing every check | recovery p50 | recovery max | operations | unknown outcome | 5xx without Retry-After |\n")
 	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|\n")
 	for _, sc := range scs {
@@ -564,6 +596,22 @@ func writeResults(path string, scs []scenario, results []*result, trials int, ho
 			mx = fmt.Sprintf("%.2f s", rec[len(rec)-1].Seconds())
 		}
 		fmt.Fprintf(&b, "| %s | %d of %d | %s | %s | %d | %d | %d |\n", sc.name, pass, n, p50, mx, ops, unk, noRetry)
+	}
+	// The scenarios' own measurements (host-evacuated's detection and
+	// evacuation times).
+	metrics := map[string][]time.Duration{}
+	for _, r := range results {
+		for m, ds := range r.Metrics {
+			metrics[r.Scenario+": "+m] = append(metrics[r.Scenario+": "+m], ds...)
+		}
+	}
+	if len(metrics) > 0 {
+		names := slices.Sorted(maps.Keys(metrics))
+		fmt.Fprintf(&b, "\n| measured | trials | p50 | max |\n|---|---|---|---|\n")
+		for _, k := range names {
+			ds := slices.Sorted(slices.Values(metrics[k]))
+			fmt.Fprintf(&b, "| %s | %d | %.2f s | %.2f s |\n", k, len(ds), ds[(len(ds)-1)/2].Seconds(), ds[len(ds)-1].Seconds())
+		}
 	}
 	fmt.Fprintf(&b, "\nChecks of every trial: the history of server operations is linearizable (porcupine); no acknowledged create lost, "+
 		"none duplicated, no refused create took effect; the quota project (instances quota %d) never listed more servers than its quota; "+
@@ -627,10 +675,11 @@ func TestChaosCatchesStaleReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	hold := envDuration("KEEL_CHAOS_HOLD", 6*time.Second)
-	for _, sc := range scenarios {
-		if sc.name != "leader-stop" && sc.name != "leader-isolated" {
-			continue
-		}
+	// A leader cut off from its peers that clients still reach is where a
+	// stale read shows first; then the leader frozen or unplugged.
+	for _, name := range []string{"leader-partitioned", "leader-stop", "leader-isolated"} {
+		i := slices.IndexFunc(scenarios, func(sc scenario) bool { return sc.name == name })
+		sc := scenarios[i]
 		for trial := 1; trial <= 2; trial++ {
 			r := runScenario(t, d, sc, trial, hold)
 			caught := 0
