@@ -21,9 +21,10 @@ run: build deps
 	DATA=$(DATA) scripts/run-all-in-one.sh
 
 ## deps: what the tests need beyond Go, from Debian's packages (idempotent):
-## the openstack CLI (python3-openstackclient), wrk (benchmarks), and libvirt with QEMU
-## (scripts/install-libvirt.sh, which also starts libvirtd when it is not running)
-DEBS := python3-openstackclient wrk
+## the openstack CLI (python3-openstackclient), wrk (benchmarks), iptables (the chaos suite's
+## partitions), and libvirt with QEMU (scripts/install-libvirt.sh, which also starts libvirtd
+## when it is not running)
+DEBS := python3-openstackclient wrk iptables
 deps:
 	@scripts/install-libvirt.sh
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
