@@ -69,6 +69,13 @@ func faultFor(err error, requestID string) *Error {
 		return Errorf(http.StatusServiceUnavailable, "%s", err.Error())
 	case errors.Is(err, cluster.ErrOutcomeUnknown):
 		return Errorf(http.StatusServiceUnavailable, "%s", err.Error())
+	case errors.Is(err, cluster.ErrUpgradeIncomplete):
+		// 409, not 503: the request conflicts with the cluster's state
+		// (a controller still runs an older binary) until an operator
+		// finishes the upgrade, which takes minutes to hours. A 503 would
+		// say "retry in a moment": clients and load balancers would
+		// retry in vain, and every controller answers the same.
+		return conflict("%s", err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
 		return Errorf(http.StatusServiceUnavailable, "The cluster did not answer in time; retry the request (request %s).", requestID)
 	}

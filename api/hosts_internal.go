@@ -45,6 +45,11 @@ func (s *Server) hostError(w http.ResponseWriter, err error) {
 		errors.Is(err, context.DeadlineExceeded) {
 		status, code = http.StatusServiceUnavailable, "unavailable"
 		w.Header().Set("Retry-After", "1")
+	} else if errors.Is(err, cluster.ErrUpgradeIncomplete) {
+		// The agent keeps its report and sends it again: it goes through
+		// once every controller runs the new binary.
+		status, code = http.StatusServiceUnavailable, "upgrade_incomplete"
+		w.Header().Set("Retry-After", "10")
 	}
 	writeJSON(w, status, map[string]string{"code": code, "error": err.Error()})
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/serf/serf"
 
+	"github.com/keel-cloud/keel/fsm"
 	"github.com/keel-cloud/keel/internal/gossip"
 	"github.com/keel-cloud/keel/internal/logging"
 )
@@ -25,6 +26,11 @@ const (
 	TagAPIAddr   = gossip.TagAPIAddr
 	TagZone      = gossip.TagZone
 	TagBootstrap = gossip.TagBootstrap
+	// TagSchema is a controller's FSM schema (fsm.Schema): the leader
+	// proposes a command only when every controller of the Raft
+	// configuration advertises at least the schema it needs (apply.go).
+	// A controller without it predates the tag: schema 1.
+	TagSchema = "schema"
 
 	RoleController = gossip.RoleController
 	RoleAgent      = gossip.RoleAgent
@@ -48,6 +54,7 @@ func (n *Node) setupSerf() error {
 		TagVersion: cfg.Version,
 		TagAPIAddr: cfg.APIAddr,
 		TagZone:    cfg.Zone,
+		TagSchema:  strconv.Itoa(fsm.Schema()),
 	}
 	sc.Tags[TagRaftAddr] = string(n.transport.LocalAddr())
 	if cfg.BootstrapExpect > 0 {
@@ -163,7 +170,8 @@ func (n *Node) gossipStatus(name string) string {
 }
 
 // handleSerfEvents turns membership changes into nudges for the leader's
-// reconcile loop and the bootstrap loop; it never blocks on either.
+// reconcile loop and the bootstrap loop, and invalidates the schema gate's
+// view (a member joined, failed, left or changed its tags); it never blocks.
 func (n *Node) handleSerfEvents() {
 	defer n.wg.Done()
 	for {
@@ -175,6 +183,7 @@ func (n *Node) handleSerfEvents() {
 			if !ok {
 				continue
 			}
+			n.schema.gen.Add(1)
 			for _, m := range me.Members {
 				n.log.Info("gossip member "+strings.TrimPrefix(me.EventType().String(), "member-"), "member", m.Name, "role", m.Tags[TagRole], "addr", m.Addr.String())
 			}

@@ -51,6 +51,10 @@ type Node struct {
 	reconcileCh chan struct{}
 	bootstrapCh chan struct{}
 
+	// schema caches the FSM schema of every controller for the gate on
+	// proposals (apply.go); gossip events invalidate it.
+	schema schemaGate
+
 	ctx      context.Context
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup

@@ -29,8 +29,14 @@ type ServerStatus struct {
 	CommitIndex   uint64 `json:"commit_index"`
 	Term          uint64 `json:"term"`
 	Version       string `json:"version,omitempty"`
-	Leader        string `json:"leader,omitempty"`
-	Error         string `json:"error,omitempty"`
+	// FSMSchema is the FSM schema the controller advertises (fsm.Schema of
+	// its binary; 0 when it predates the tag, which means schema 1). The
+	// leader proposes a command only when every controller is at the
+	// schema the command needs: during an upgrade, this column shows who
+	// is behind.
+	FSMSchema int    `json:"fsm_schema,omitempty"`
+	Leader    string `json:"leader,omitempty"`
+	Error     string `json:"error,omitempty"`
 }
 
 // ClusterStatus is the cluster as one controller sees it.
@@ -57,6 +63,7 @@ func (n *Node) Self() ServerStatus {
 		AppliedIndex: n.fsm.AppliedIndex(),
 		CommitIndex:  n.raft.CommitIndex(),
 		Version:      n.cfg.Version,
+		FSMSchema:    advertisedSchema(n.serf.LocalMember().Tags),
 		Leader:       n.Leader(),
 	}
 	st.Term, _ = strconv.ParseUint(n.raft.Stats()["term"], 10, 64)
@@ -140,6 +147,10 @@ func (n *Node) Status(ctx context.Context) ClusterStatus {
 				st.Role = "not-member"
 			}
 			st.Gossip = n.gossipStatus(p.name)
+			if st.FSMSchema == 0 {
+				// Unreachable: what it last advertised.
+				st.FSMSchema = n.memberSchemaTag(p.name)
+			}
 			mu.Lock()
 			rows = append(rows, st)
 			mu.Unlock()
@@ -173,4 +184,20 @@ func (n *Node) Status(ctx context.Context) ClusterStatus {
 		out.Healthy = true
 	}
 	return out
+}
+
+// advertisedSchema is the schema tag as is: 0 when absent or unreadable.
+func advertisedSchema(tags map[string]string) int {
+	s, _ := strconv.Atoi(tags[TagSchema])
+	return max(s, 0)
+}
+
+// memberSchemaTag is the schema a controller last advertised in gossip.
+func (n *Node) memberSchemaTag(name string) int {
+	for _, m := range n.serf.Members() {
+		if m.Name == name && m.Tags[TagRole] == RoleController {
+			return advertisedSchema(m.Tags)
+		}
+	}
+	return 0
 }

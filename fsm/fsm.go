@@ -24,18 +24,30 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/keel-cloud/keel/internal/logging"
+	"github.com/keel-cloud/keel/internal/version"
 )
 
 // Options configure Open.
 type Options struct {
 	// Logger receives the FSM's own log lines and Pebble's. Nil discards.
 	Logger *slog.Logger
+	// Stop, if set, is called instead of the default panic when the FSM
+	// meets a committed entry it cannot understand (see StopError), after
+	// the stop is logged. For tests: a controller must not go on as if
+	// nothing happened, so if Stop returns, the FSM stays stopped and
+	// commits nothing of that batch or of any later one.
+	Stop func(*StopError)
 }
 
 // FSM implements raft.BatchingFSM over a Pebble store.
 type FSM struct {
-	dir string
-	log *slog.Logger
+	dir    string
+	log    *slog.Logger
+	onStop func(*StopError)
+
+	// stopped is set when an entry could not be understood: nothing is
+	// applied after it (see StopError).
+	stopped atomic.Pointer[StopError]
 
 	// mu guards h: readers and Apply hold it shared; Restore swaps the
 	// store under it exclusively.
@@ -70,7 +82,9 @@ type store struct {
 // Response is what Apply returns for a command, locally through raft's
 // ApplyFuture or to a follower that forwarded the proposal. Plain data.
 type Response struct {
-	// Index is the Raft index at which the command was applied.
+	// Index is the Raft index at which the command was applied. It is 0
+	// only in a refusal made before the command was proposed (the cluster
+	// package's schema gate): then nothing was written anywhere.
 	Index uint64 `json:"index"`
 	// Value is the applier's result, encoded with Marshal (nil if none).
 	Value []byte `json:"value,omitempty"`
@@ -120,7 +134,7 @@ func Open(dir string, opts Options) (*FSM, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &FSM{dir: dir, log: log, h: &store{db: db, name: name}, changed: make(chan struct{}), keyWaiters: map[string]chan struct{}{}}
+	f := &FSM{dir: dir, log: log, onStop: opts.Stop, h: &store{db: db, name: name}, changed: make(chan struct{}), keyWaiters: map[string]chan struct{}{}}
 	if err := f.loadMeta(); err != nil {
 		db.Close()
 		return nil, err
@@ -269,8 +283,18 @@ func (f *FSM) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
 // with the new applied index, so a crash leaves either all of them or none
 // (raft.BatchingFSM). Entries at or below the applied index were applied
 // before a restart and are skipped: nothing is ever applied twice.
+//
+// An entry this binary cannot understand (an unknown envelope format,
+// command type or version: a newer Keel wrote it) stops the FSM: it panics
+// with a StopError (or calls Options.Stop) before anything of the batch is
+// committed, so the applied index stays at the end of the previous batch. A
+// restarted controller resumes there and applies the entries of the lost
+// batch again; an upgraded one then applies the entry that stopped it.
 func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	out := make([]any, len(logs))
+	if st := f.stopped.Load(); st != nil {
+		return stoppedResponses(logs, st)
+	}
 	h := f.acquire()
 	defer f.release()
 
@@ -287,7 +311,13 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		if l.Type != raft.LogCommand {
 			continue
 		}
-		out[i] = f.applyCommand(h.db, b, l, changed, keys)
+		resp, unknown := f.applyCommand(h.db, b, l, changed, keys)
+		if unknown != nil {
+			// b is discarded uncommitted (deferred Close): the entries
+			// before this one are applied again after the restart.
+			return stoppedResponses(logs, f.stop(unknown, applied))
+		}
+		out[i] = resp
 	}
 	if last == 0 {
 		return out
@@ -352,22 +382,24 @@ func mustWrite(err error, index uint64) {
 }
 
 // applyCommand decodes and applies one command. Its writes reach b only if
-// the applier succeeds, so a refused command changes nothing.
-func (f *FSM) applyCommand(db *pebble.DB, b *pebble.Batch, l *raft.Log, changed map[string]uint64, keys map[string]struct{}) (resp *Response) {
+// the applier succeeds, so a refused command changes nothing. An entry this
+// binary cannot understand is not refused but returned as unknown: the
+// controllers that know it apply it, so refusing it here would diverge.
+//
+// What stays a refusal is what every controller refuses alike: an empty
+// entry or a truncated format-1 header (no Keel writes one), and a payload
+// that fails to decode as the known type and version it claims to be (its
+// layout is fixed by that version: a payload change is a new version).
+func (f *FSM) applyCommand(db *pebble.DB, b *pebble.Batch, l *raft.Log, changed map[string]uint64, keys map[string]struct{}) (resp *Response, unknown *UnknownCommandError) {
 	resp = &Response{Index: l.Index}
-	typ, ver, payload, err := decodeEnvelope(l.Data)
+	a, _, _, payload, err := lookup(l.Data)
 	if err != nil {
+		if u, ok := err.(*UnknownCommandError); ok {
+			u.Index = l.Index
+			return nil, u
+		}
 		resp.Err = err.(*Error)
-		return resp
-	}
-	a, ok := registry[typ]
-	if !ok {
-		resp.Err = Errorf(KindInvalid, "unknown command type %d (is this controller older than the leader? upgrade it)", typ)
-		return resp
-	}
-	if ver != a.version {
-		resp.Err = Errorf(KindInvalid, "%s command version %d is not supported (this controller knows version %d)", a.name, ver, a.version)
-		return resp
+		return resp, nil
 	}
 	tx := &Txn{pebbleReader: pebbleReader{b}, index: l.Index, w: db.NewBatch(), changed: map[string]struct{}{}}
 	defer tx.w.Close()
@@ -380,7 +412,7 @@ func (f *FSM) applyCommand(db *pebble.DB, b *pebble.Batch, l *raft.Log, changed 
 			mustWrite(err, l.Index)
 		}
 		resp.Err = e
-		return resp
+		return resp, nil
 	}
 	mustWrite(b.Apply(tx.w, nil), l.Index)
 	for t := range tx.changed {
@@ -393,18 +425,18 @@ func (f *FSM) applyCommand(db *pebble.DB, b *pebble.Batch, l *raft.Log, changed 
 		enc, err := Marshal(value)
 		if err != nil {
 			resp.Err = Errorf(KindInternal, "%s applied but its result could not be encoded: %v", a.name, err)
-			return resp
+			return resp, nil
 		}
 		resp.Value = enc
 	}
-	return resp
+	return resp, nil
 }
 
 // runApplier turns a panicking applier into a refusal. A panic is a bug, and
 // it is deterministic (every node runs the same code on the same entry), so
 // refusing the command on every node keeps the state identical, where
 // crashing would take the whole cluster down on a poison entry.
-func (f *FSM) runApplier(a applier, tx *Txn, payload []byte) (value any, err error) {
+func (f *FSM) runApplier(a *versionApplier, tx *Txn, payload []byte) (value any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			f.log.Error("BUG: FSM applier panicked; the command is refused on every node", "command", a.name, "index", tx.index, "panic", r, "stack", string(debug.Stack()))
@@ -412,6 +444,64 @@ func (f *FSM) runApplier(a applier, tx *Txn, payload []byte) (value any, err err
 		}
 	}()
 	return a.apply(tx, payload)
+}
+
+// StopError is why the FSM stopped: a committed entry that this binary
+// cannot understand. A newer Keel wrote it, and the controllers running it
+// apply it, so this one must neither refuse it (its state would silently
+// diverge) nor skip it: it applies nothing from that entry on, and the
+// controller stops until an operator upgrades it.
+type StopError struct {
+	// Entry says what was not understood, at which Raft index.
+	Entry *UnknownCommandError
+	// Applied is the last Raft index this FSM applied, where a restart
+	// resumes.
+	Applied uint64
+	// KeelVersion and Schema are this binary's.
+	KeelVersion string
+	Schema      int
+}
+
+func (e *StopError) Error() string {
+	return fmt.Sprintf("FSM STOPPED at raft index %d: %s. This controller runs Keel %s (FSM schema %d) and cannot apply that committed entry; "+
+		"it has applied nothing at or after it, rather than diverge from the controllers that can. "+
+		"This controller's binary is older than the one that wrote the entry: upgrade it and start it again; "+
+		"it resumes from its last applied index (%d). Started again with the same binary, it stops here again",
+		e.Entry.Index, e.Entry, e.KeelVersion, e.Schema, e.Applied)
+}
+
+func (e *StopError) Unwrap() error { return e.Entry }
+
+// stop records that the FSM cannot go on, logs why, and panics (or calls
+// Options.Stop). The panic is raised outside runApplier, whose recover
+// (deterministic applier bugs become refusals) must not swallow it.
+func (f *FSM) stop(u *UnknownCommandError, applied uint64) *StopError {
+	e := &StopError{Entry: u, Applied: applied, KeelVersion: version.Version, Schema: Schema()}
+	f.stopped.Store(e)
+	attrs := []any{"raft_index", u.Index, "envelope_format", u.Format, "command_type", uint16(u.Type), "command_version", u.Version,
+		"keel_version", e.KeelVersion, "fsm_schema", e.Schema, "applied_index", applied}
+	if len(u.Known) > 0 {
+		attrs = append(attrs, "command", u.Type.String())
+	}
+	// Logged first: the panic's output may not reach the operator's logs.
+	f.log.Error(e.Error(), attrs...)
+	if f.onStop != nil {
+		f.onStop(e)
+		return e
+	}
+	panic(e)
+}
+
+// stoppedResponses answers every command of logs with a refusal that names
+// the stop; nothing of them was applied.
+func stoppedResponses(logs []*raft.Log, st *StopError) []any {
+	out := make([]any, len(logs))
+	for i, l := range logs {
+		if l.Type == raft.LogCommand {
+			out[i] = &Response{Index: l.Index, Err: Errorf(KindInternal, "not applied: this controller's FSM stopped at raft index %d (%s)", st.Entry.Index, st.Entry)}
+		}
+	}
+	return out
 }
 
 var _ raft.BatchingFSM = (*FSM)(nil)

@@ -80,7 +80,7 @@ func writeStatus(w io.Writer, st *cluster.ClusterStatus) error {
 		showErr = showErr || s.Error != ""
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
-	cols := []string{"NAME", "RAFT ADDRESS", "ROLE", "VOTER", "GOSSIP", "LAST CONTACT", "APPLIED", "COMMIT", "TERM", "VERSION"}
+	cols := []string{"NAME", "RAFT ADDRESS", "ROLE", "VOTER", "GOSSIP", "LAST CONTACT", "APPLIED", "COMMIT", "TERM", "VERSION", "SCHEMA"}
 	if showErr {
 		cols = append(cols, "ERROR")
 	}
@@ -91,13 +91,21 @@ func writeStatus(w io.Writer, st *cluster.ClusterStatus) error {
 			voter = "yes"
 		}
 		row := []string{dash(s.Name), dash(s.RaftAddress), dash(s.Role), voter, dash(s.Gossip), lastContact(s),
-			index(s, s.AppliedIndex), index(s, s.CommitIndex), index(s, s.Term), dash(s.Version)}
+			index(s, s.AppliedIndex), index(s, s.CommitIndex), index(s, s.Term), dash(s.Version), schema(s.FSMSchema)}
 		if showErr {
 			row = append(row, dash(strings.Join(strings.Fields(s.Error), " ")))
 		}
 		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
 	return tw.Flush()
+}
+
+// schema renders a controller's FSM schema: "-" when unknown.
+func schema(n int) string {
+	if n <= 0 {
+		return "-"
+	}
+	return strconv.Itoa(n)
 }
 
 // answered reports whether the row is the controller's own report (not a

@@ -16,9 +16,9 @@ func healthyStatus() cluster.ClusterStatus {
 	return cluster.ClusterStatus{
 		Leader: "n1", Healthy: true, Voters: 3, ReportedBy: "n2",
 		Servers: []cluster.ServerStatus{
-			{Name: "n1", RaftAddress: "10.0.0.1:7000", Role: "leader", Voter: true, Gossip: "alive", LastContactMS: 0, AppliedIndex: 120, CommitIndex: 120, Term: 4, Version: "0.1.0"},
-			{Name: "n2", RaftAddress: "10.0.0.2:7000", Role: "follower", Voter: true, Gossip: "alive", LastContactMS: 12, AppliedIndex: 119, CommitIndex: 120, Term: 4, Version: "0.1.0"},
-			{Name: "n3", RaftAddress: "10.0.0.3:7000", Role: "follower", Voter: true, Gossip: "alive", LastContactMS: 1530, AppliedIndex: 118, CommitIndex: 120, Term: 4, Version: "0.1.0"},
+			{Name: "n1", RaftAddress: "10.0.0.1:7000", Role: "leader", Voter: true, Gossip: "alive", LastContactMS: 0, AppliedIndex: 120, CommitIndex: 120, Term: 4, Version: "0.1.0", FSMSchema: 2},
+			{Name: "n2", RaftAddress: "10.0.0.2:7000", Role: "follower", Voter: true, Gossip: "alive", LastContactMS: 12, AppliedIndex: 119, CommitIndex: 120, Term: 4, Version: "0.1.0", FSMSchema: 2},
+			{Name: "n3", RaftAddress: "10.0.0.3:7000", Role: "follower", Voter: true, Gossip: "alive", LastContactMS: 1530, AppliedIndex: 118, CommitIndex: 120, Term: 4, Version: "0.1.0", FSMSchema: 1},
 		},
 	}
 }
@@ -71,10 +71,10 @@ func TestStatusHealthy(t *testing.T) {
 		t.Errorf("summary line %q", summary)
 	}
 	want := [][]string{
-		{"NAME", "RAFT ADDRESS", "ROLE", "VOTER", "GOSSIP", "LAST CONTACT", "APPLIED", "COMMIT", "TERM", "VERSION"},
-		{"n1", "10.0.0.1:7000", "leader", "yes", "alive", "0s", "120", "120", "4", "0.1.0"},
-		{"n2", "10.0.0.2:7000", "follower", "yes", "alive", "12ms", "119", "120", "4", "0.1.0"},
-		{"n3", "10.0.0.3:7000", "follower", "yes", "alive", "1.5s", "118", "120", "4", "0.1.0"},
+		{"NAME", "RAFT ADDRESS", "ROLE", "VOTER", "GOSSIP", "LAST CONTACT", "APPLIED", "COMMIT", "TERM", "VERSION", "SCHEMA"},
+		{"n1", "10.0.0.1:7000", "leader", "yes", "alive", "0s", "120", "120", "4", "0.1.0", "2"},
+		{"n2", "10.0.0.2:7000", "follower", "yes", "alive", "12ms", "119", "120", "4", "0.1.0", "2"},
+		{"n3", "10.0.0.3:7000", "follower", "yes", "alive", "1.5s", "118", "120", "4", "0.1.0", "1"},
 	}
 	if len(rows) != len(want) {
 		t.Fatalf("table has %d lines, want %d:\n%s", len(rows), len(want), r.stdout)
@@ -112,11 +112,11 @@ func TestStatusUnhealthy(t *testing.T) {
 	if got := rows[0][len(rows[0])-1]; got != "ERROR" {
 		t.Errorf("no ERROR column when a row has an error: header %q", rows[0])
 	}
-	wantN1 := []string{"n1", "10.0.0.1:7000", "unknown", "yes", "failed", "-", "-", "-", "-", "-", "controller at 10.0.0.1:8774 unreachable: connection refused"}
+	wantN1 := []string{"n1", "10.0.0.1:7000", "unknown", "yes", "failed", "-", "-", "-", "-", "-", "-", "controller at 10.0.0.1:8774 unreachable: connection refused"}
 	if strings.Join(rows[1], "|") != strings.Join(wantN1, "|") {
 		t.Errorf("n1 row %q, want %q", rows[1], wantN1)
 	}
-	wantN2 := []string{"n2", "10.0.0.2:7000", "candidate", "yes", "alive", "never", "119", "120", "9", "0.1.0", "-"}
+	wantN2 := []string{"n2", "10.0.0.2:7000", "candidate", "yes", "alive", "never", "119", "120", "9", "0.1.0", "-", "-"}
 	if strings.Join(rows[2], "|") != strings.Join(wantN2, "|") {
 		t.Errorf("n2 row %q, want %q", rows[2], wantN2)
 	}
