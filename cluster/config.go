@@ -3,10 +3,13 @@ package cluster
 import (
 	"errors"
 	"fmt"
-	"github.com/keel-cloud/keel/internal/gossip"
 	"log/slog"
 	"net"
 	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/keel-cloud/keel/internal/gossip"
 )
 
 // Config configures one controller's cluster membership.
@@ -45,6 +48,10 @@ type Config struct {
 	Timing Timing
 	// NoSync turns off fsync of the Raft log. Unsafe: benchmarks only.
 	NoSync bool
+
+	// wrapFSM, in tests, stands between Raft and the FSM (to slow one
+	// node's applies down, say).
+	wrapFSM func(raft.BatchingFSM) raft.BatchingFSM
 }
 
 // Timing groups the failure-detection and replication knobs.

@@ -148,7 +148,11 @@ func (n *Node) open() error {
 	// The FSM is persistent and records its applied index: Raft must not
 	// wipe it with an older snapshot on every start (see snapshots.go).
 	rc.NoSnapshotRestoreOnStart = true
-	if n.raft, err = raft.NewRaft(rc, n.fsm, n.logStore, n.logStore, n.snaps, n.transport); err != nil {
+	var rf raft.FSM = n.fsm
+	if cfg.wrapFSM != nil {
+		rf = cfg.wrapFSM(n.fsm)
+	}
+	if n.raft, err = raft.NewRaft(rc, rf, n.logStore, n.logStore, n.snaps, n.transport); err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	return n.setupSerf()

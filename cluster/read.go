@@ -15,7 +15,7 @@ import (
 
 // ReadIndex returns an index such that, once this node's FSM has applied it,
 // local reads reflect every write acknowledged before the call: the
-// leader's applied index, confirmed by a heartbeat round that shows it still
+// leader's commit index, confirmed by a heartbeat round that shows it still
 // leads (Raft's read-index protocol, section 6.4 of the Raft thesis).
 func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 	var idx uint64
@@ -38,9 +38,12 @@ func (n *Node) leaderReadIndex(ctx context.Context) (uint64, error) {
 		}
 		return 0, err
 	}
-	// Capture the index before confirming leadership: any write
-	// acknowledged before this call was applied here first.
-	idx := n.fsm.AppliedIndex()
+	// Capture the index before confirming leadership. The commit index,
+	// not this FSM's applied index: a follower may apply an entry (and a
+	// client read it there) before the leader's own FSM gets to it, and
+	// a read through this leader must not then go back in time. Once
+	// established, the commit index covers every entry of earlier terms.
+	idx := n.raft.CommitIndex()
 	if err := n.verifier.verify(); err != nil {
 		return 0, errRetryLeader{err}
 	}

@@ -398,6 +398,18 @@ func (n *Node) RestoreSnapshot(ctx context.Context, r io.Reader) (int, error) {
 		if err := n.raft.Restore(meta, tmp, time.Minute); err != nil {
 			return fmt.Errorf("raft restore: %w", err)
 		}
+		// The restored state says applied index 0 (it is the user's file):
+		// a command applied after it gives every FSM an applied index at
+		// or past the commit index again, which consistent reads wait for
+		// (read.go). Until it is applied, reads wait rather than return
+		// the state from before the restore.
+		data, err := fsm.EncodeCommand(&fsm.Barrier{Node: n.cfg.Name})
+		if err != nil {
+			return err
+		}
+		if _, err := n.applyLocal(ctx, data); err != nil {
+			return fmt.Errorf("the state was restored, but the command that follows it was not applied (%w): reads wait until the next write; retry or make any write", err)
+		}
 		n.log.Warn("cluster state replaced from a snapshot", "keys", keys, "applied_index", n.fsm.AppliedIndex())
 		return nil
 	})

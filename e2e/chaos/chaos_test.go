@@ -407,6 +407,15 @@ func check(t *testing.T, d *deployment, w *workload, rec *recorder, ops []*op, e
 			createdBy[o.ServerID] = o
 		}
 	}
+	// No acknowledged delete undone: its server is gone once settled.
+	for _, o := range ops {
+		if o.Kind == opDelete && o.Outcome == outOK {
+			if sv, ok := byID[o.ServerID]; ok {
+				r.failf("acknowledged DELETE undone: server %s (%q) got HTTP %d to its delete at +%.2fs but is still listed, %s",
+					o.ServerID, sv.Name, o.Status, float64(o.Return)/1e9, sv.Status)
+			}
+		}
+	}
 	for name, list := range byName {
 		if len(list) > 1 {
 			r.failf("DUPLICATE create: %d servers named %q: %v", len(list), name, idsOf(list))
@@ -613,7 +622,7 @@ func writeResults(path string, scs []scenario, results []*result, trials int, ho
 			fmt.Fprintf(&b, "| %s | %d | %.2f s | %.2f s |\n", k, len(ds), ds[(len(ds)-1)/2].Seconds(), ds[len(ds)-1].Seconds())
 		}
 	}
-	fmt.Fprintf(&b, "\nChecks of every trial: the history of server operations is linearizable (porcupine); no acknowledged create lost, "+
+	fmt.Fprintf(&b, "\nChecks of every trial: the history of server operations is linearizable (porcupine); no acknowledged create lost or delete undone, "+
 		"none duplicated, no refused create took effect; the quota project (instances quota %d) never listed more servers than its quota; "+
 		"every server ended ACTIVE or deleted within 2 minutes; no server defined on two compute hosts and every ACTIVE one on its host; "+
 		"the three controllers ended with the same applied index and state hash; the trial's servers and their domains removed.\n\n", quota)
