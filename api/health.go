@@ -23,6 +23,11 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	body := map[string]any{"node": s.node.Name(), "leader": s.node.Leader()}
+	if s.draining.Load() {
+		body["status"], body["reason"] = "unavailable", "draining: this controller is stopping"
+		writeJSON(w, http.StatusServiceUnavailable, body)
+		return
+	}
 	if s.node.Leader() == "" {
 		body["status"], body["reason"] = "unavailable", "no known leader: an election is running or this controller is cut off from a quorum"
 		writeJSON(w, http.StatusServiceUnavailable, body)

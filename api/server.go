@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/keel-cloud/keel/cluster"
@@ -87,7 +88,16 @@ type Server struct {
 	images  *imageService
 	// hostClient calls the agents' internal API (console output).
 	hostClient *http.Client
+	// draining: the controller is stopping; /readyz fails so load
+	// balancers stop sending requests here (Drain).
+	draining atomic.Bool
 }
+
+// Drain makes /readyz fail from now on, while every request is still
+// served: the controller is about to stop, and a load balancer that
+// health-checks /readyz stops sending it new requests before it closes its
+// listener (a request sent to a closing listener is cut off unanswered).
+func (s *Server) Drain() { s.draining.Store(true) }
 
 // maxBodyBytes bounds a JSON request body, as Nova's
 // osapi_max_request_body_size does.

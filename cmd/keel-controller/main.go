@@ -48,6 +48,7 @@ type options struct {
 	ramWeight, cpuWeight, diskWeight float64
 	aggregateExtraSpecs              bool
 	evacuateMargin                   time.Duration
+	drainDelay                       time.Duration
 
 	// The embedded agent (all-in-one).
 	agent                                bool
@@ -87,6 +88,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.libvirtPool, "libvirt-pool", "keel", "libvirt storage pool of the embedded agent's images and disks (created in <agent-state-dir>/pool when missing)")
 	fs.StringVar(&o.libvirtVirtType, "libvirt-virt-type", "", "domain type of the embedded agent's servers: kvm or qemu (software emulation); default kvm when libvirt offers it")
 	fs.DurationVar(&o.evacuateMargin, "evacuate-margin", api.DefaultEvacuateMargin, "safety margin added to a host's --fence-after before servers may be evacuated from a host that gossip reports down (a forced-down host is evacuable at once)")
+	fs.DurationVar(&o.drainDelay, "drain-delay", 0, "on SIGTERM, how long /readyz fails while every request is still served, before the API stops listening: give it the load balancer's time to take this controller out (haproxy.cfg in deploy/: 3s); 0 stops at once")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 60*time.Second, "how long the embedded agent waits for a guest to shut down (stop, soft reboot) before forcing it off (Nova's shutdown_timeout)")
 	fs.StringVar(&o.agentStateDir, "agent-state-dir", "", "image cache, disks and console logs of the embedded agent's servers; default /var/lib/keel/agent, or <data-dir>/agent when not root")
 	showVersion := fs.Bool("version", false, "print the version and exit")
@@ -187,6 +189,15 @@ func run(args []string) error {
 		log.Info("shutting down", "signal", s.String())
 	case err := <-errc:
 		log.Error("stopping: a part of the controller failed", "error", err)
+	}
+	if o.drainDelay > 0 {
+		handler.Drain()
+		log.Info("draining: /readyz fails so the load balancer stops sending requests here; requests are still served", "for", o.drainDelay)
+		select {
+		case <-time.After(o.drainDelay):
+		case s := <-sig:
+			log.Warn("second signal: stopping without waiting for the drain", "signal", s.String())
+		}
 	}
 	stopAgent()
 	<-agentDone
