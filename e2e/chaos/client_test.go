@@ -39,7 +39,10 @@ func newAPI(base, password string, key []byte) *api {
 		DialContext:         (&net.Dialer{Timeout: 3 * time.Second}).DialContext,
 		MaxIdleConns:        64,
 		MaxIdleConnsPerHost: 64,
-		IdleConnTimeout:     30 * time.Second,
+		// Shorter than haproxy's keep-alive timeout (30 s): a request sent
+		// on a kept-alive connection just as haproxy closes it for being
+		// idle is cut off unanswered, which is not the fault under test.
+		IdleConnTimeout: 20 * time.Second,
 	}
 	return &api{base: base, password: password, key: key, http: &http.Client{Transport: tr}}
 }
