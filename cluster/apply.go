@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -286,15 +285,10 @@ func (n *Node) computeSchemaView(gen uint64, servers []raft.Server) *schemaView 
 // controller without the tag runs a Keel from before schemas were
 // advertised: schema 1. An unreadable one is unknown (0).
 func memberSchema(tags map[string]string) int {
-	t, ok := tags[TagSchema]
-	if !ok {
+	if _, ok := tags[TagSchema]; !ok {
 		return 1
 	}
-	s, err := strconv.Atoi(t)
-	if err != nil || s < 1 {
-		return 0
-	}
-	return s
+	return advertisedSchema(tags)
 }
 
 // refusal says which controllers hold the command back and what to do.
