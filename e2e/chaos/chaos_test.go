@@ -137,6 +137,17 @@ func (s *scenarioRun) isolate(name string) error {
 	return err
 }
 
+// on is a fault injected into the controller pick chooses.
+func on(pick func(*scenarioRun) (string, error), fault func(*scenarioRun, string) error) func(*scenarioRun) error {
+	return func(s *scenarioRun) error {
+		name, err := pick(s)
+		if err != nil {
+			return err
+		}
+		return fault(s, name)
+	}
+}
+
 var scenarios = []scenario{
 	{"leader-kill", "SIGKILL of the Raft leader's container (docker kill), restarted after the hold time", func(s *scenarioRun) error {
 		l, err := s.leader()
@@ -168,34 +179,14 @@ var scenarios = []scenario{
 		_, err = docker(30*time.Second, "kill", "-s", "CONT", s.d.cids[l])
 		return err
 	}},
-	{"leader-isolated", "the leader's container disconnected from the network (from its peers, the agents and haproxy) for the hold time", func(s *scenarioRun) error {
-		l, err := s.leader()
-		if err != nil {
-			return err
-		}
-		return s.isolate(l)
-	}},
-	{"follower-isolated", "a follower's container disconnected from the network for the hold time", func(s *scenarioRun) error {
-		f, err := s.follower()
-		if err != nil {
-			return err
-		}
-		return s.isolate(f)
-	}},
-	{"leader-partitioned", "the leader cut off from the other controllers by iptables in its network namespace for the hold time; haproxy and the hosts still reach it", func(s *scenarioRun) error {
-		l, err := s.leader()
-		if err != nil {
-			return err
-		}
-		return s.partition(l)
-	}},
-	{"follower-partitioned", "a follower cut off from the other controllers by iptables in its network namespace for the hold time; haproxy and the hosts still reach it", func(s *scenarioRun) error {
-		f, err := s.follower()
-		if err != nil {
-			return err
-		}
-		return s.partition(f)
-	}},
+	{"leader-isolated", "the leader's container disconnected from the network (from its peers, the agents and haproxy) for the hold time",
+		on((*scenarioRun).leader, (*scenarioRun).isolate)},
+	{"follower-isolated", "a follower's container disconnected from the network for the hold time",
+		on((*scenarioRun).follower, (*scenarioRun).isolate)},
+	{"leader-partitioned", "the leader cut off from the other controllers by iptables in its network namespace for the hold time; haproxy and the hosts still reach it",
+		on((*scenarioRun).leader, (*scenarioRun).partition)},
+	{"follower-partitioned", "a follower cut off from the other controllers by iptables in its network namespace for the hold time; haproxy and the hosts still reach it",
+		on((*scenarioRun).follower, (*scenarioRun).partition)},
 	{"rolling-restart", "every controller restarted in turn (docker stop: SIGTERM, then start), each once the cluster is healthy again", func(s *scenarioRun) error {
 		for _, c := range controllers {
 			s.logf("stopping %s (SIGTERM)", c)
